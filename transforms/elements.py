@@ -1,0 +1,183 @@
+"""Typed element contracts: what flows between the pipeline's transforms.
+
+Every PCollection in the graph carries one of these NamedTuples, so a stage's
+input and output types are explicit and picklable on every runner. Decoded
+pixel arrays (`DecodedImage.pixels`) never cross a shuffle: decode, inference
+and mask encoding run fused in one stage, and only encoded results (COCO RLE
+strings, counts) travel to the GroupByKey that joins them.
+
+Bad input is data, not an exception: an element whose `error` is set carries a
+`StageError` forward, and the join turns it into exactly one `errors` row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+import numpy as np
+
+# Stage names, as they appear in the `errors` table's `stage` column.
+STAGE_READ = "read"
+STAGE_DECODE = "decode"
+STAGE_INFER = "infer"
+STAGE_ENCODE = "encode"
+STAGE_WRITE = "write"
+STAGES = (STAGE_READ, STAGE_DECODE, STAGE_INFER, STAGE_ENCODE, STAGE_WRITE)
+
+# Kinds of work unit.
+UNIT_TFRECORD = "tfrecord"
+UNIT_IMAGE_FILES = "image_files"
+
+
+def make_image_id(source: str, record_index: int) -> str:
+    """Deterministic id of one input record: the same on every rerun and runner.
+
+    Args:
+      source: The URI of the file the record came from.
+      record_index: The record's 0-based position in that file (0 for image files).
+
+    Returns:
+      20 lowercase hex characters of SHA-256 over "source#record_index".
+    """
+    return hashlib.sha256(f"{source}#{record_index}".encode()).hexdigest()[:20]
+
+
+class StageError(NamedTuple):
+    """Why one record could not be processed."""
+
+    stage: str  # One of STAGES.
+    error_type: str  # A short machine-readable kind, e.g. "CorruptRecord", "UnsupportedFormat".
+    message: str  # What was wrong, for a person.
+
+
+class WorkUnit(NamedTuple):
+    """One unit of reading work, made by the driver before the pipeline starts.
+
+    A TFRecord shard is one unit (`paths` has one element); image files matched
+    by a glob are grouped `batch_size` at a time (`paths` holds them all).
+    """
+
+    kind: str  # UNIT_TFRECORD or UNIT_IMAGE_FILES.
+    paths: tuple[str, ...]
+
+
+class GroundTruth(NamedTuple):
+    """Ground truth carried by a TFRecord, still encoded (PNG bytes)."""
+
+    semantic_png: bytes | None  # image/segmentation/class/encoded: PNG of class ids.
+    instance_mask_pngs: tuple[bytes, ...]  # image/object/mask: one full-image PNG per instance.
+    instance_class_ids: tuple[int, ...]  # image/object/class/label.
+
+
+class ImageRef(NamedTuple):
+    """Where one record came from; identifies it in every table."""
+
+    image_id: str
+    source: str  # File URI (absolute local path or FileSystems URL).
+    record_index: int  # 0-based record position in `source`; 0 for image files.
+
+
+class EncodedImage(NamedTuple):
+    """One record as read: encoded image bytes, or the read error."""
+
+    ref: ImageRef
+    encoded: bytes | None  # None when `error` is set.
+    filename: str  # image/filename, or the file's base name.
+    source_id: str  # image/source_id, or "".
+    ground_truth: GroundTruth | None
+    error: StageError | None = None
+
+
+class ShardSummary(NamedTuple):
+    """The read side of the ledger: what one work unit yielded.
+
+    `num_records` counts every EncodedImage the reader emitted for this source,
+    good or failed; the driver checks that `images` + `errors` hold exactly that
+    many rows for the source.
+    """
+
+    source: str
+    num_records: int
+    num_read_errors: int
+    num_bytes: int
+
+
+class DecodedImage(NamedTuple):
+    """One decoded image (or the reason it could not be decoded).
+
+    `pixels` is uint8 [height, width, 3] RGB in display orientation (EXIF
+    orientation applied). It stays inside the fused decode/infer/encode stage.
+    """
+
+    ref: ImageRef
+    pixels: np.ndarray | None
+    width: int
+    height: int
+    filename: str
+    source_id: str
+    content_sha256: str  # Of the encoded bytes; "" if the record had none.
+    ground_truth: GroundTruth | None
+    error: StageError | None = None
+
+
+# A batch of records as they reach a model: up to --batch_size, from one work unit.
+EncodedBatch = tuple[EncodedImage, ...]
+DecodedBatch = tuple[DecodedImage, ...]
+
+
+class ClassMask(NamedTuple):
+    """One class's pixels in one image's semantic prediction."""
+
+    class_id: int
+    pixel_count: int
+    rle: str  # COCO compressed RLE `counts` of the full-image binary mask.
+
+
+class SemanticResult(NamedTuple):
+    """The semantic model's output for one image, encoded."""
+
+    image_id: str
+    height: int
+    width: int
+    classes: tuple[ClassMask, ...]  # One per class present, ascending class_id.
+    error: StageError | None = None
+
+
+class Instance(NamedTuple):
+    """One detected instance, in the original image's pixel coordinates."""
+
+    class_id: int
+    score: float
+    bbox_x: float  # COCO xywh, pixels.
+    bbox_y: float
+    bbox_w: float
+    bbox_h: float
+    area: int  # Mask pixel count.
+    rle: str  # COCO compressed RLE `counts` of the full-image binary mask.
+
+
+class InstanceResult(NamedTuple):
+    """The instance model's output for one image, encoded."""
+
+    image_id: str
+    height: int
+    width: int
+    instances: tuple[Instance, ...]  # Descending score.
+    error: StageError | None = None
+
+
+class ImageInfo(NamedTuple):
+    """What the decode stage learned about one record: the join's anchor.
+
+    Exactly one ImageInfo exists per record read, so the join emits exactly one
+    `images` or `errors` row per record.
+    """
+
+    ref: ImageRef
+    width: int
+    height: int
+    filename: str
+    source_id: str
+    content_sha256: str
+    error: StageError | None = None
