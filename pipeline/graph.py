@@ -1,0 +1,72 @@
+"""Assembles the Beam graph: shards in, Parquet tables out.
+
+    Create(work units) -> ReadShards -+-> DecodeImages -+-> SemanticSegmentation --+
+                                      |                 +-> InstanceSegmentation --+
+                                      |                 +-> image info ------------+
+                                      +-> shard summaries -------------------------+
+                                              AssembleTableRows (join per image) <-+
+                                              -> WriteTables (one file per table and shard)
+
+Decode, both models and mask encoding fuse into one stage (no shuffle between
+them), so decoded pixels never leave the worker that decoded them; the only
+shuffles carry encoded results (the per-image join and the per-file write).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import apache_beam as beam
+
+from pipeline.options import RunConfig
+from transforms.decode import DecodeImages
+from transforms.elements import WorkUnit
+from transforms.instance import InstanceSegmentation
+from transforms.read import ReadShards
+from transforms.rows import AssembleTableRows
+from transforms.semantic import SemanticSegmentation
+from transforms.write import WriteTables
+
+# Work units per output file when --num_output_shards is 0 (automatic).
+WORK_UNITS_PER_OUTPUT_SHARD = 16
+
+
+def output_shard_count(config: RunConfig, num_work_units: int) -> int:
+    """How many Parquet files each table gets."""
+    if config.num_output_shards:
+        return config.num_output_shards
+    return max(1, math.ceil(num_work_units / WORK_UNITS_PER_OUTPUT_SHARD))
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline, config: RunConfig, units: Sequence[WorkUnit], tables_dir: str
+) -> beam.PCollection:
+    """Adds segbeam's transforms to `pipeline`; tables are written under `tables_dir`.
+
+    Returns:
+      The PCollection of `WrittenFile`s, one per Parquet file committed.
+    """
+    if not units:
+        raise ValueError("No work units: the input patterns matched no files.")
+    read = (
+        pipeline
+        | "CreateWorkUnits" >> beam.Create(list(units))
+        | "ReadShards" >> ReadShards(config.batch_size)
+    )
+    decoded = read["batches"] | "DecodeImages" >> DecodeImages(config.max_image_pixels)
+    results = {"decoded": decoded, "summaries": read["summaries"]}
+    if config.semantic_spec is not None:
+        results["semantic"] = decoded | "SemanticSegmentation" >> SemanticSegmentation(
+            config.semantic_spec, config.batch_size
+        )
+    if config.instance_spec is not None:
+        results["instance"] = decoded | "InstanceSegmentation" >> InstanceSegmentation(
+            config.instance_spec, config.batch_size, config.score_threshold
+        )
+    rows = results | "AssembleTableRows" >> AssembleTableRows(
+        config.class_names(),
+        semantic_enabled=config.semantic_spec is not None,
+        instance_enabled=config.instance_spec is not None,
+    )
+    return rows | "WriteTables" >> WriteTables(tables_dir, output_shard_count(config, len(units)))

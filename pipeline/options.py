@@ -1,0 +1,169 @@
+"""Command-line options, and the validated run configuration built from them.
+
+`SegbeamOptions` is the one `PipelineOptions` subclass: its flags sit beside
+Beam's own (`--runner`, `--direct_num_workers`, ...). `RunConfig.from_options`
+validates everything before any work starts and returns a frozen config that
+the graph builder and the driver share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from models.spec import BUNDLED_INSTANCE_SPEC, BUNDLED_SEMANTIC_SPEC, ModelSpec, load_model_spec
+from pipeline.inputs import split_patterns
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_INPUT = os.path.join(_PACKAGE_ROOT, "models", "sample", "*.tfrecord")
+DEFAULT_OUTPUT = "segbeam-output"
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold.
+
+
+class SegbeamOptions(PipelineOptions):
+    """segbeam's own flags; `--help` lists them with Beam's."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--input",
+            default=None,
+            help="Comma-separated file patterns (local paths or FileSystems URLs such as gs://) "
+            "of TFRecord shards (*.tfrecord) or image files. Default: the bundled sample shards "
+            f"({SAMPLE_INPUT}).",
+        )
+        parser.add_argument(
+            "--output",
+            default=DEFAULT_OUTPUT,
+            help="Run directory for the Parquet tables, manifest.json and _SUCCESS. "
+            "Rerunning into the same directory replaces the earlier run's tables. "
+            "Default: %(default)s",
+        )
+        parser.add_argument(
+            "--semantic_model",
+            default=BUNDLED_SEMANTIC_SPEC,
+            help="Semantic model: a spec file (.json/.yaml), a SavedModel directory, or 'none' "
+            "to skip semantic segmentation. Default: the bundled street-scene model.",
+        )
+        parser.add_argument(
+            "--instance_model",
+            default=BUNDLED_INSTANCE_SPEC,
+            help="Instance model: a spec file (.json/.yaml), a SavedModel directory, or 'none' "
+            "to skip instance segmentation. Default: the bundled street-scene model.",
+        )
+        parser.add_argument(
+            "--batch_size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help="Images per model call. Default: %(default)s",
+        )
+        parser.add_argument(
+            "--score_threshold",
+            type=float,
+            default=None,
+            help="Drop instances scoring below this. Default: the instance model spec's "
+            "score_threshold (0.5 for the bundled model).",
+        )
+        parser.add_argument(
+            "--num_output_shards",
+            type=int,
+            default=0,
+            help="Parquet files per table; 0 picks one per 16 work units (at least 1). "
+            "Default: %(default)s",
+        )
+        parser.add_argument(
+            "--max_image_pixels",
+            type=int,
+            default=DEFAULT_MAX_IMAGE_PIXELS,
+            help="Refuse images whose header declares more pixels than this (decompression-bomb "
+            "guard), before decoding. Default: %(default)s",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, validated. Built once in the driver."""
+
+    input_patterns: tuple[str, ...]
+    output_dir: str
+    semantic_spec: ModelSpec | None
+    instance_spec: ModelSpec | None
+    batch_size: int
+    score_threshold: float | None
+    num_output_shards: int
+    max_image_pixels: int
+
+    def __post_init__(self) -> None:
+        if not self.input_patterns:
+            raise ValueError("--input is empty: give one or more comma-separated file patterns.")
+        if not self.output_dir:
+            raise ValueError("--output is empty: give the run directory to write tables into.")
+        if self.semantic_spec is None and self.instance_spec is None:
+            raise ValueError(
+                "--semantic_model=none and --instance_model=none leave nothing to do: "
+                "enable at least one model."
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"--score_threshold must be in [0, 1], got {self.score_threshold}.")
+        if self.num_output_shards < 0:
+            raise ValueError(
+                f"--num_output_shards must be >= 0 (0 = automatic), got {self.num_output_shards}."
+            )
+        if self.max_image_pixels < 1:
+            raise ValueError(f"--max_image_pixels must be >= 1, got {self.max_image_pixels}.")
+        self.class_names()  # Conflicting label maps are a configuration error: fail now.
+
+    @classmethod
+    def from_options(cls, options: PipelineOptions) -> RunConfig:
+        """Validates segbeam's flags and loads the model specs (not the models)."""
+        opts = options.view_as(SegbeamOptions)
+        return cls(
+            input_patterns=split_patterns(opts.input or SAMPLE_INPUT),
+            output_dir=opts.output,
+            semantic_spec=load_model_spec(opts.semantic_model, "semantic"),
+            instance_spec=load_model_spec(opts.instance_model, "instance"),
+            batch_size=opts.batch_size,
+            score_threshold=opts.score_threshold,
+            num_output_shards=opts.num_output_shards,
+            max_image_pixels=opts.max_image_pixels,
+        )
+
+    def class_names(self) -> Mapping[int, str]:
+        """The label map shared by both models' outputs: class id -> name.
+
+        Raises:
+          ValueError: if the two models name the same class id differently, which
+            would make `class_counts` join unrelated classes.
+        """
+        names: dict[int, str] = {}
+        for spec in (self.semantic_spec, self.instance_spec):
+            if spec is None:
+                continue
+            for class_id, name in spec.class_names.items():
+                if names.setdefault(class_id, name) != name:
+                    raise ValueError(
+                        f"Class id {class_id} is {names[class_id]!r} in one model's labels and "
+                        f"{name!r} in the other's: give both models the same label map, or shift "
+                        "one with label_offset in its spec."
+                    )
+        return names
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The configuration as recorded in manifest.json."""
+        return {
+            "input_patterns": list(self.input_patterns),
+            "output_dir": self.output_dir,
+            "semantic_model": self.semantic_spec.to_json_dict() if self.semantic_spec else None,
+            "instance_model": self.instance_spec.to_json_dict() if self.instance_spec else None,
+            "batch_size": self.batch_size,
+            "score_threshold": self.score_threshold,
+            "num_output_shards": self.num_output_shards,
+            "max_image_pixels": self.max_image_pixels,
+        }

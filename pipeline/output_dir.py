@@ -1,0 +1,80 @@
+"""The run directory's layout and its commit protocol.
+
+    <output>/<table>/part-*.parquet   the tables of the last successful run
+    <output>/manifest.json            what that run did
+    <output>/_SUCCESS                 written last; absent while a run is under way or failed
+    <output>/_staging/<run_id>/       where a run writes before it commits
+
+A run first removes `_SUCCESS`, writes its tables under `_staging/<run_id>/`,
+checks the ledger there, then replaces each table directory's files with its
+own, writes the manifest and finally `_SUCCESS`. A run killed at any point
+leaves no `_SUCCESS`; the next run into the same directory clears the staging
+area and starts over, so no stale file survives a rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import schemas
+from transforms.atomic_files import (
+    base_name,
+    delete_files,
+    join,
+    list_files,
+    write_bytes_atomically,
+)
+
+SUCCESS_MARKER = "_SUCCESS"
+MANIFEST = "manifest.json"
+STAGING = "_staging"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDirectory:
+    """Paths and commit steps of one run into `output_dir`."""
+
+    output_dir: str
+    run_id: str
+
+    @property
+    def staging_dir(self) -> str:
+        return join(self.output_dir, STAGING, self.run_id)
+
+    @property
+    def success_marker(self) -> str:
+        return join(self.output_dir, SUCCESS_MARKER)
+
+    @property
+    def manifest_path(self) -> str:
+        return join(self.output_dir, MANIFEST)
+
+    def prepare(self) -> None:
+        """Withdraws the previous run's success marker and clears abandoned staging files."""
+        delete_files([p for p in [self.success_marker] if FileSystems.exists(p)])
+        staging_root = join(self.output_dir, STAGING)
+        if FileSystems.exists(staging_root):
+            FileSystems.delete([staging_root])
+
+    def commit(self, manifest: dict[str, object]) -> None:
+        """Moves the staged tables into place, then writes the manifest, then `_SUCCESS`."""
+        for table in schemas.TABLES:
+            staged = [
+                p for p in list_files(join(self.staging_dir, table)) if p.endswith(".parquet")
+            ]
+            if not staged:
+                raise RuntimeError(
+                    f"Table {table!r} has no files in {self.staging_dir}: nothing to commit."
+                )
+            final_dir = join(self.output_dir, table)
+            delete_files(list_files(final_dir))
+            if not FileSystems.exists(final_dir):
+                FileSystems.mkdirs(final_dir)
+            FileSystems.rename(staged, [join(final_dir, base_name(p)) for p in staged])
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+        write_bytes_atomically(self.manifest_path, manifest_bytes)
+        FileSystems.delete([join(self.output_dir, STAGING)])
+        write_bytes_atomically(self.success_marker, b"")
