@@ -1,0 +1,131 @@
+"""AssembleTableRows: one images row or one errors row per record, never both."""
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from transforms.elements import (
+    ClassMask,
+    DecodedImage,
+    ImageRef,
+    Instance,
+    InstanceResult,
+    SemanticResult,
+    ShardSummary,
+    StageError,
+)
+from transforms.rows import AssembleTableRows
+
+NAMES = {0: "sky", 5: "vehicle", 6: "pedestrian"}
+
+
+def _decoded(image_id, error=None, width=4, height=2):
+    ref = ImageRef(image_id, f"/data/{image_id}.tfrecord", 3)
+    pixels = None if error else np.zeros((height, width, 3), np.uint8)
+    return DecodedImage(ref, pixels, width, height, "f.jpg", "sid", "abc", None, error)
+
+
+def _instance(class_id, score):
+    return Instance(class_id, score, 1.0, 0.0, 2.0, 1.0, 2, "rle")
+
+
+def _collect(rows):
+    tables = {}
+    for bundle in rows:
+        for table, table_rows in bundle.tables.items():
+            tables.setdefault(table, []).extend(table_rows)
+    return tables
+
+
+def _run(decoded_batches, semantic, instance, check):
+    with TestPipeline() as p:
+        inputs = {
+            "decoded": p | "D" >> beam.Create(decoded_batches),
+            "summaries": p | "S" >> beam.Create([ShardSummary("/data/x.tfrecord", 2, 0, 10)]),
+        }
+        if semantic is not None:
+            inputs["semantic"] = p | "Sem" >> beam.Create(semantic)
+        if instance is not None:
+            inputs["instance"] = p | "Inst" >> beam.Create(instance)
+        rows = inputs | AssembleTableRows(
+            NAMES, semantic_enabled=semantic is not None, instance_enabled=instance is not None
+        )
+        assert_that(rows, lambda actual: check(_collect(actual)))
+
+
+def test_good_image_gives_rows_in_every_table():
+    semantic = [SemanticResult("a", 2, 4, (ClassMask(0, 6, "r0"), ClassMask(5, 2, "r5")))]
+    instance = [InstanceResult("a", 2, 4, (_instance(5, 0.9), _instance(6, 0.7)))]
+
+    def check(tables):
+        assert [r["image_id"] for r in tables["images"]] == ["a"]
+        assert tables["images"][0]["num_instances"] == 2
+        assert "errors" not in tables
+        assert {(r["class_id"], r["class_name"], r["pixel_count"]) for r in tables["semantic_masks"]} == {
+            (0, "sky", 6),
+            (5, "vehicle", 2),
+        }
+        counts = {r["class_id"]: r for r in tables["class_counts"]}
+        # Pixel counts come from the semantic model, instance counts from the instance model;
+        # pedestrian was only seen by the instance model.
+        assert (counts[0]["pixel_count"], counts[0]["instance_count"]) == (6, 0)
+        assert (counts[5]["pixel_count"], counts[5]["instance_count"]) == (2, 1)
+        assert (counts[6]["pixel_count"], counts[6]["instance_count"]) == (0, 1)
+        assert counts[0]["pixel_fraction"] == pytest.approx(6 / 8)
+        assert [r["instance_id"] for r in tables["instances"]] == ["a-0000", "a-0001"]
+        assert tables["shards"][0]["num_records"] == 2
+
+    _run([(_decoded("a"),)], semantic, instance, check)
+
+
+def test_decode_error_gives_one_error_row_and_nothing_else():
+    error = StageError("decode", "TruncatedImage", "image file is truncated")
+
+    def check(tables):
+        assert "images" not in tables
+        assert len(tables["errors"]) == 1
+        row = tables["errors"][0]
+        assert (row["image_id"], row["stage"], row["error_type"], row["record_index"]) == (
+            "b",
+            "decode",
+            "TruncatedImage",
+            3,
+        )
+
+    _run([(_decoded("b", error),)], [], [], check)
+
+
+def test_inference_error_wins_over_partial_results():
+    semantic = [SemanticResult("c", 2, 4, (), StageError("infer", "ResourceExhausted", "oom"))]
+    instance = [InstanceResult("c", 2, 4, (_instance(5, 0.9),))]
+
+    def check(tables):
+        assert "images" not in tables and "instances" not in tables
+        assert [r["error_type"] for r in tables["errors"]] == ["ResourceExhausted"]
+
+    _run([(_decoded("c"),)], semantic, instance, check)
+
+
+def test_missing_model_result_becomes_an_error_row():
+    def check(tables):
+        assert [(r["image_id"], r["error_type"]) for r in tables["errors"]] == [("d", "MissingResult")]
+
+    _run([(_decoded("d"),)], [], None, check)
+
+
+def test_disabled_instance_model_gives_zero_instances():
+    semantic = [SemanticResult("e", 2, 4, (ClassMask(0, 8, "r"),))]
+
+    def check(tables):
+        assert tables["images"][0]["num_instances"] == 0
+        assert tables["instances"] == []
+        assert [r["instance_count"] for r in tables["class_counts"]] == [0]
+
+    _run([(_decoded("e"),)], semantic, None, check)
+
+
+def test_inputs_must_match_enabled_models():
+    with pytest.raises(ValueError, match="needs at least one enabled model"):
+        AssembleTableRows(NAMES, semantic_enabled=False, instance_enabled=False)
