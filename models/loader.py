@@ -1,0 +1,315 @@
+"""Loads a model described by a ModelSpec and runs it on images of any size.
+
+`load_model(spec)` checks the model's signature against the spec, then returns
+a `SemanticModel` or an `InstanceModel`. Both take a list of uint8 RGB images
+([H_i, W_i, 3], sizes may differ) and return one result per image at that
+image's original resolution. Pre- and post-processing are TensorFlow ops
+(models.postprocess); images are resized one by one, then batched into as few
+model calls as `spec.batch_size` (and, without resizing, equal sizes) allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from models import postprocess
+from models.adapters import Backend, SignatureInfo, TensorInfo, open_backend
+from models.adapters.conventions import MODEL_GARDEN_OUTPUTS, OD_API_OUTPUTS
+from models.spec import RESIZE_NONE, TASK_SEMANTIC, ModelSpec
+
+_LOG = logging.getLogger(__name__)
+_NO_IMAGE_INFO = np.zeros([4, 2], np.float32)
+
+
+class InstancePrediction(NamedTuple):
+    """One image's detections above the score threshold, descending score.
+
+    Masks are kept as box windows: instance i's mask is `mask_crops[i]`
+    (bool [h_i, w_i]) placed with its top-left pixel at `mask_offsets[i]`;
+    every pixel outside the window is background.
+    """
+
+    class_ids: np.ndarray  # int32 [N], label-map ids (label_offset applied).
+    scores: np.ndarray  # float32 [N].
+    boxes: np.ndarray  # float32 [N, 4], predicted boxes, COCO (x, y, w, h) in original pixels.
+    mask_crops: tuple[np.ndarray, ...]  # N x bool [h_i, w_i].
+    mask_offsets: np.ndarray  # int32 [N, 2], (top, left) of each crop in the image.
+
+
+class _Prepared(NamedTuple):
+    """One image ready for the model."""
+
+    image: np.ndarray  # [in_h, in_w, 3] of the model input dtype.
+    content_box: np.ndarray  # float32 [4].
+    size: np.ndarray  # int32 [2], the original (H, W).
+
+
+def _check_image(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(
+            f"expected a non-empty uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}"
+        )
+
+
+def _describe_mismatch(spec: ModelSpec, info: SignatureInfo, problem: str) -> ValueError:
+    return ValueError(
+        f"model {spec.path} (signature {spec.signature!r}) does not fit its spec: {problem}. "
+        f"The model has {info.describe()}. Fix the spec ({spec.source or spec.path})."
+    )
+
+
+def _image_input(spec: ModelSpec, info: SignatureInfo) -> TensorInfo:
+    if spec.input_key is None:
+        if len(info.inputs) != 1:
+            raise _describe_mismatch(
+                spec, info, "input_key is unset and there is not exactly one input"
+            )
+        return info.inputs[0]
+    image_input = info.input(spec.input_key)
+    if image_input is None:
+        raise _describe_mismatch(spec, info, f"it has no input {spec.input_key!r}")
+    return image_input
+
+
+def _check_input(spec: ModelSpec, info: SignatureInfo, image_input: TensorInfo) -> None:
+    dtype = tf.as_dtype(image_input.dtype)
+    if dtype.is_integer and spec.input_range != "uint8":
+        raise _describe_mismatch(
+            spec,
+            info,
+            f"input {image_input.name} is {dtype.name} but input_range is "
+            f"{spec.input_range!r}; integer inputs take 0..255 (input_range 'uint8')",
+        )
+    shape = image_input.shape
+    if shape is None:
+        return
+    if len(shape) != 4 or shape[3] not in (None, 3):
+        raise _describe_mismatch(spec, info, f"input {image_input.name} is not [batch, h, w, 3]")
+    static_hw = shape[1:3]
+    if None in static_hw:
+        return
+    if spec.input_size is None:
+        raise _describe_mismatch(
+            spec,
+            info,
+            f"the model takes a fixed {static_hw[0]}x{static_hw[1]} input but the spec "
+            "feeds images at their own size; set input_size and resize",
+        )
+    if tuple(static_hw) != tuple(spec.input_size):
+        raise _describe_mismatch(
+            spec,
+            info,
+            f"input_size is {list(spec.input_size)} but the model takes {list(static_hw)}",
+        )
+
+
+def _effective_batch_size(
+    spec: ModelSpec, info: SignatureInfo, image_input: TensorInfo
+) -> int | None:
+    fixed = None if image_input.shape is None else image_input.shape[0]
+    if fixed is None:
+        return spec.batch_size
+    if spec.batch_size is not None and spec.batch_size > fixed:
+        raise _describe_mismatch(
+            spec, info, f"batch_size is {spec.batch_size} but the model takes batches of {fixed}"
+        )
+    return fixed
+
+
+def _required_outputs(spec: ModelSpec, info: SignatureInfo) -> tuple[str, ...]:
+    if spec.task == TASK_SEMANTIC:
+        if spec.output_key is not None:
+            return (spec.output_key,)
+        if info.output("logits") is not None or len(info.outputs) != 1:
+            return ("logits",)
+        return (info.outputs[0].name,)
+    return MODEL_GARDEN_OUTPUTS if spec.output_format == "model_garden" else OD_API_OUTPUTS
+
+
+class _BatchRunner:
+    """Preprocesses images one by one and runs them through the backend in batches."""
+
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        info = backend.info
+        image_input = _image_input(spec, info)
+        _check_input(spec, info, image_input)
+        self.output_names = _required_outputs(spec, info)
+        missing = [name for name in self.output_names if info.output(name) is None]
+        if missing:
+            raise _describe_mismatch(
+                spec, info, f"output_format {spec.output_format!r} needs outputs {missing}"
+            )
+        self._backend = backend
+        self._input_key = image_input.name
+        self._batch_size = _effective_batch_size(spec, info, image_input)
+        self._preprocess = postprocess.make_preprocess_fn(
+            spec.input_size, spec.resize, spec.input_range, tf.as_dtype(image_input.dtype)
+        )
+        self._fixed_size = spec.resize != RESIZE_NONE
+
+    def _prepare(self, image: np.ndarray) -> _Prepared:
+        _check_image(image)
+        prepared = self._preprocess(tf.convert_to_tensor(image))
+        return _Prepared(
+            image=prepared["image"].numpy(),
+            content_box=prepared["content_box"].numpy(),
+            size=np.array(image.shape[:2], np.int32),
+        )
+
+    def _groups(self, prepared: list[_Prepared]) -> list[list[int]]:
+        """Indices of images fed together: same input shape, at most batch_size each."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, item in enumerate(prepared):
+            by_shape.setdefault(item.image.shape, []).append(index)
+        limit = self._batch_size or len(prepared)
+        return [
+            indices[start : start + limit]
+            for indices in by_shape.values()
+            for start in range(0, len(indices), limit)
+        ]
+
+    def run(self, images: Sequence[np.ndarray]) -> list[tuple[_Prepared, dict[str, np.ndarray]]]:
+        """Runs every image; returns (prepared image, its outputs without batch dim) per image."""
+        prepared = [self._prepare(image) for image in images]
+        per_image: list[dict[str, np.ndarray]] = [{} for _ in images]
+        for indices in self._groups(prepared):
+            batch = np.stack([prepared[i].image for i in indices])
+            outputs = self._backend.run(self._input_key, batch)
+            for name in self.output_names:
+                value = outputs[name]
+                if value.shape[:1] != (len(indices),):
+                    raise ValueError(
+                        f"output {name} has shape {value.shape} for a batch of {len(indices)}; "
+                        "expected a leading batch dimension"
+                    )
+                for position, index in enumerate(indices):
+                    per_image[index][name] = value[position]
+            if "num_detections" in outputs:
+                for position, index in enumerate(indices):
+                    per_image[index]["num_detections"] = outputs["num_detections"][position]
+        return list(zip(prepared, per_image, strict=True))
+
+
+class LoadedModel:
+    """A loaded model and its compiled pre/post-processing (weak-referenceable)."""
+
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        self.spec = spec
+        self._runner = _BatchRunner(spec, backend)
+
+
+class SemanticModel(LoadedModel):
+    """Semantic segmentation: each image -> int32 [H, W] label-map ids."""
+
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        super().__init__(spec, backend)
+        self._output_name = self._runner.output_names[0]
+        self._postprocess = postprocess.make_semantic_postprocess_fn(
+            spec.output_format, spec.mask_threshold, spec.label_offset
+        )
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Segments images.
+
+        Args:
+          images: uint8 [H_i, W_i, 3] RGB arrays, any sizes.
+
+        Returns:
+          One int32 [H_i, W_i] class map per image, in label-map id space.
+        """
+        results = []
+        for prepared, outputs in self._runner.run(images):
+            raw = np.asarray(outputs[self._output_name], np.float32)
+            if raw.ndim == 2:
+                raw = raw[:, :, np.newaxis]
+            if raw.ndim != 3:
+                raise ValueError(
+                    f"output {self._output_name} has per-image shape {raw.shape}; expected "
+                    "[h, w, C] or [h, w] (channels-last)"
+                )
+            out = self._postprocess(raw, prepared.content_box, prepared.size)
+            results.append(out["class_map"].numpy())
+        return results
+
+
+class InstanceModel(LoadedModel):
+    """Instance segmentation: each image -> InstancePrediction."""
+
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        super().__init__(spec, backend)
+        self._postprocess = postprocess.make_instance_postprocess_fn(
+            spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
+        )
+
+    def _detections(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        count = len(outputs["detection_scores"])
+        if "num_detections" in outputs:
+            count = min(count, int(np.asarray(outputs["num_detections"]).reshape(-1)[0]))
+        masks = np.asarray(outputs["detection_masks"], np.float32)[:count]
+        if masks.ndim != 3:
+            raise ValueError(
+                f"detection_masks has per-image shape {masks.shape}; expected box-relative "
+                "masks [N, M_h, M_w]"
+            )
+        return {
+            "boxes": np.asarray(outputs["detection_boxes"], np.float32)[:count],
+            "scores": np.asarray(outputs["detection_scores"], np.float32)[:count],
+            "classes": np.asarray(outputs["detection_classes"], np.float32)[:count],
+            "masks": masks,
+            "image_info": np.asarray(outputs.get("image_info", _NO_IMAGE_INFO), np.float32),
+        }
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[InstancePrediction]:
+        """Detects and segments instances.
+
+        Args:
+          images: uint8 [H_i, W_i, 3] RGB arrays, any sizes.
+
+        Returns:
+          One InstancePrediction per image.
+        """
+        results = []
+        for prepared, outputs in self._runner.run(images):
+            detections = self._detections(outputs)
+            out = self._postprocess(
+                **detections, content_box=prepared.content_box, size=prepared.size
+            )
+            sizes = out["mask_sizes"].numpy()
+            flat = out["masks"].numpy()
+            splits = np.cumsum(sizes.prod(axis=1))[:-1]
+            crops = (
+                tuple(
+                    part.reshape(shape)
+                    for part, shape in zip(np.split(flat, splits), sizes, strict=True)
+                )
+                if len(sizes)
+                else ()
+            )
+            results.append(
+                InstancePrediction(
+                    class_ids=out["class_ids"].numpy(),
+                    scores=out["scores"].numpy(),
+                    boxes=out["boxes"].numpy(),
+                    mask_crops=crops,
+                    mask_offsets=out["mask_offsets"].numpy(),
+                )
+            )
+        return results
+
+
+def load_model(spec: ModelSpec) -> SemanticModel | InstanceModel:
+    """Loads the model and checks its signature against the spec.
+
+    Raises:
+      ValueError: If the model cannot be loaded or its inputs/outputs do not
+        match the spec; the message lists what the signature does have.
+    """
+    backend = open_backend(spec.format, spec.path, spec.signature)
+    if spec.task == TASK_SEMANTIC:
+        return SemanticModel(spec, backend)
+    return InstanceModel(spec, backend)

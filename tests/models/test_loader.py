@@ -1,0 +1,325 @@
+"""Tests for models/loader.py with tiny SavedModels (see tests/models/tiny_models.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.adapters import open_backend
+from models.adapters.base import SignatureInfo
+from models.loader import InstanceModel, SemanticModel, load_model
+from models.spec import ModelSpec, load_model_spec
+from tests.models import tiny_models as tm
+
+SIZES = [(37, 53), (256, 256), (300, 120)]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("loader_models")
+    return {
+        "split": str(tm.save_split_semantic_model(root / "split")),
+        "red": str(tm.save_red_foreground_model(root / "red")),
+        "od": str(tm.save_od_api_model(root / "od")),
+        "garden": str(tm.save_model_garden_model(root / "garden")),
+        "classifier": str(tm.save_classifier_model(root / "classifier")),
+    }
+
+
+def _split_spec(path: str, **changes: object) -> ModelSpec:
+    keys: dict[str, object] = {
+        "task": "semantic",
+        "format": "saved_model",
+        "path": path,
+        "input_key": "images",
+        "input_size": (32, 32),
+        "resize": "stretch",
+        "output_format": "logits",
+        "output_key": "logits",
+    }
+    return ModelSpec(**{**keys, **changes})  # type: ignore[arg-type]
+
+
+def _od_spec(path: str, **changes: object) -> ModelSpec:
+    keys: dict[str, object] = {
+        "task": "instance",
+        "format": "saved_model",
+        "path": path,
+        "input_key": "input_tensor",
+        "output_format": "od_api",
+        "label_offset": -1,
+    }
+    return ModelSpec(**{**keys, **changes})  # type: ignore[arg-type]
+
+
+def _images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in sizes]
+
+
+def _split_expected(height: int, width: int, start: float = 0.0, stop: float = 8.0) -> np.ndarray:
+    """Class 2 left of the split boundary, 4 right of it (see tiny_models).
+
+    `start`/`stop`: the logit columns the image spans (0..8 unless letterboxed).
+    """
+    boundary = (tm.SPLIT_BOUNDARY_IN_LOGIT_COLUMNS - start) / (stop - start) * width
+    row = np.where(np.arange(width) + 0.5 < boundary, 2, 4)
+    return np.repeat(row[None, :], height, axis=0)
+
+
+class _SpyBackend:
+    """Wraps a backend and records the batch size of every call."""
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+        self.calls: list[int] = []
+
+    @property
+    def info(self) -> SignatureInfo:
+        return self._backend.info  # type: ignore[attr-defined]
+
+    def run(self, input_key: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls.append(len(batch))
+        return self._backend.run(input_key, batch)  # type: ignore[attr-defined]
+
+
+def test_semantic_stretch_returns_label_ids_at_original_size(models: dict[str, str]) -> None:
+    model = load_model(_split_spec(models["split"]))
+    assert isinstance(model, SemanticModel)
+    results = model.predict(_images(SIZES))
+    for (height, width), class_map in zip(SIZES, results, strict=True):
+        assert class_map.dtype == np.int32
+        np.testing.assert_array_equal(class_map, _split_expected(height, width))
+
+
+def test_semantic_label_offset(models: dict[str, str]) -> None:
+    model = load_model(_split_spec(models["split"], label_offset=10))
+    (class_map,) = model.predict(_images([(20, 30)]))
+    np.testing.assert_array_equal(class_map, _split_expected(20, 30) + 10)
+
+
+def test_semantic_letterbox_maps_back_through_the_padding(models: dict[str, str]) -> None:
+    model = load_model(_split_spec(models["split"], resize="letterbox"))
+    wide, tall = model.predict(_images([(37, 53), (300, 120)]))
+    # 37x53 fills the input's width: columns map as with stretching.
+    np.testing.assert_array_equal(wide, _split_expected(37, 53))
+    # 300x120 -> 32x13 at left offset 9: the image spans logit columns
+    # 8 * 9/32 = 2.25 to 8 * 22/32 = 5.5.
+    np.testing.assert_array_equal(tall, _split_expected(300, 120, start=2.25, stop=5.5))
+
+
+def test_semantic_batches_respect_spec_batch_size(models: dict[str, str]) -> None:
+    spec = _split_spec(models["split"], batch_size=2)
+    spy = _SpyBackend(open_backend("saved_model", spec.path, spec.signature))
+    results = SemanticModel(spec, spy).predict(_images([(10, 10)] * 5))  # type: ignore[arg-type]
+    assert spy.calls == [2, 2, 1]
+    assert len(results) == 5
+
+
+def test_semantic_own_size_groups_equal_shapes(models: dict[str, str]) -> None:
+    spec = ModelSpec(
+        task="semantic",
+        format="saved_model",
+        path=models["red"],
+        input_key="pixels",
+        input_range="unit",
+        output_format="foreground_probability",
+        output_key="foreground",
+        label_offset=5,
+    )
+    spy = _SpyBackend(open_backend("saved_model", spec.path, spec.signature))
+    images = []
+    for height, width in [(37, 53), (20, 20), (37, 53)]:
+        image = np.zeros((height, width, 3), np.uint8)
+        image[: height // 2, 3 : width - 5, 0] = 200
+        image[height // 2 :, :, 0] = 127  # 127 / 255 < 0.5: background.
+        image[-1, -1, 0] = 128  # 128 / 255 >= 0.5: foreground.
+        images.append(image)
+    results = SemanticModel(spec, spy).predict(images)  # type: ignore[arg-type]
+    assert sorted(spy.calls) == [1, 2]  # Both 37x53 images in one call.
+    for image, class_map in zip(images, results, strict=True):
+        np.testing.assert_array_equal(class_map, np.where(image[..., 0] >= 128, 6, 5))
+
+
+def _full_mask(crop: np.ndarray, offset: np.ndarray, height: int, width: int) -> np.ndarray:
+    full = np.zeros((height, width), bool)
+    top, left = (int(v) for v in offset)
+    full[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    return full
+
+
+def test_od_api_instances(models: dict[str, str]) -> None:
+    model = load_model(_od_spec(models["od"]))
+    assert isinstance(model, InstanceModel)
+    results = model.predict(_images(SIZES))
+    for (height, width), prediction in zip(SIZES, results, strict=True):
+        # Detection 1 (score 0.3) is below the 0.5 threshold; classes 1.0, 2.0 - 1.
+        np.testing.assert_array_equal(prediction.class_ids, [0, 1])
+        np.testing.assert_allclose(prediction.scores, [0.9, 0.7])
+        ymin, xmin, ymax, xmax = tm.BOX_A
+        np.testing.assert_allclose(
+            prediction.boxes[0],
+            [xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height],
+            rtol=1e-5,
+        )
+        mask_a = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], height, width)
+        np.testing.assert_array_equal(mask_a, tm.expected_box_a_mask(height, width))
+        assert not prediction.mask_crops[1].any()  # Detection 2's all-zero mask.
+
+
+def test_od_api_letterbox_undoes_padding(models: dict[str, str]) -> None:
+    model = load_model(_od_spec(models["od"], input_size=(32, 32), resize="letterbox"))
+    (prediction,) = model.predict(_images([(37, 53)]))
+    # 37x53 -> 22x32 at top offset 5: normalised rows y map to (y - 5/32) / (22/32).
+    ymin, xmin, ymax, xmax = tm.BOX_A
+    box = ((ymin - 5 / 32) / (22 / 32), xmin, (ymax - 5 / 32) / (22 / 32), xmax)
+    mask = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], 37, 53)
+    np.testing.assert_array_equal(mask, tm.expected_box_a_mask(37, 53, box))
+    np.testing.assert_allclose(prediction.boxes[0][1], box[0] * 37, rtol=1e-5)
+
+
+def test_model_garden_instances(models: dict[str, str]) -> None:
+    spec = _od_spec(
+        models["garden"], input_key="inputs", output_format="model_garden", label_offset=0
+    )
+    results = load_model(spec).predict(_images(SIZES))
+    for (height, width), prediction in zip(SIZES, results, strict=True):
+        np.testing.assert_array_equal(prediction.class_ids, [3])
+        mask = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], height, width)
+        np.testing.assert_array_equal(mask, tm.expected_box_a_mask(height, width))
+
+
+def test_score_threshold_from_spec(models: dict[str, str]) -> None:
+    (prediction,) = load_model(_od_spec(models["od"], score_threshold=0.2)).predict(
+        _images([(9, 9)])
+    )
+    np.testing.assert_allclose(prediction.scores, [0.9, 0.7, 0.3])
+
+
+@pytest.mark.parametrize(
+    ("spec_changes", "expected"),
+    [
+        ({"output_key": "logits"}, "needs outputs ['logits']"),
+        ({"input_key": "pixels"}, "it has no input 'pixels'"),
+        ({"input_size": (64, 64)}, "input_size is [64, 64] but the model takes [32, 32]"),
+        ({"input_size": None, "resize": "none"}, "takes a fixed 32x32 input"),
+        ({"input_range": "unit"}, "integer inputs take 0..255"),
+    ],
+)
+def test_semantic_signature_mismatch_lists_what_the_model_has(
+    models: dict[str, str], spec_changes: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ValueError, match="does not fit its spec") as info:
+        load_model(_split_spec(models["classifier"], **spec_changes))
+    message = str(info.value)
+    assert expected in message
+    assert "inputs: images uint8 [None, 32, 32, 3]; outputs: scores float32 [None, 5]" in message
+
+
+def test_instance_signature_mismatch_lists_outputs(models: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"needs outputs \['detection_boxes'.*outputs: scores"):
+        load_model(
+            _od_spec(
+                models["classifier"], input_key="images", input_size=(32, 32), resize="stretch"
+            )
+        )
+
+
+def test_fixed_batch_of_one(models: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="batch_size is 4 but the model takes batches of 1"):
+        load_model(_od_spec(models["od"], batch_size=4))
+
+
+def test_missing_signature(models: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"no signature 'predict'; it has \['serving_default'\]"):
+        load_model(_split_spec(models["split"], signature="predict"))
+
+
+def test_not_a_saved_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot load a SavedModel"):
+        load_model(_split_spec(str(tmp_path)))
+
+
+def test_rejects_non_rgb_uint8_images(models: dict[str, str]) -> None:
+    model = load_model(_split_spec(models["split"]))
+    with pytest.raises(ValueError, match="expected a non-empty uint8 RGB image"):
+        model.predict([np.zeros((5, 5, 3), np.float32)])
+    with pytest.raises(ValueError, match="expected a non-empty uint8 RGB image"):
+        model.predict([np.zeros((5, 5), np.uint8)])
+
+
+@pytest.fixture(scope="module")
+def portable_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("portable_models")
+    return {
+        "keras_logits": str(tm.save_keras_rgb_logits_model(root / "rgb.keras")),
+        "keras_red": str(tm.save_keras_red_foreground_model(root / "red.keras")),
+        "tflite_red": str(tm.save_tflite_red_foreground_model(root / "red.tflite")),
+    }
+
+
+def _red_images() -> list[np.ndarray]:
+    images = []
+    for height, width in [(37, 53), (20, 20), (37, 53)]:
+        image = np.zeros((height, width, 3), np.uint8)
+        image[: height // 2, 3 : width - 5, 0] = 200
+        image[height // 2 :, :, 0] = 127
+        image[-1, -1, 0] = 128
+        images.append(image)
+    return images
+
+
+def test_keras_logits_model_detected_from_its_path(portable_models: dict[str, str]) -> None:
+    spec = load_model_spec(portable_models["keras_logits"], "semantic")
+    assert spec is not None
+    assert (spec.format, spec.input_key, spec.output_key) == ("keras", "images", "logits")
+    assert (spec.output_format, spec.resize) == ("logits", "none")
+    image = np.zeros((9, 14, 3), np.uint8)
+    image[:, :5, 0] = 200  # Red block: class 0.
+    image[:, 5:10, 1] = 90  # Green block: class 1.
+    image[:, 10:, 2] = 30  # Blue block: class 2.
+    (class_map,) = load_model(spec).predict([image])
+    expected = np.repeat(np.array([0] * 5 + [1] * 5 + [2] * 4)[None, :], 9, axis=0)
+    np.testing.assert_array_equal(class_map, expected)
+
+
+def test_keras_foreground_probability(portable_models: dict[str, str]) -> None:
+    spec = ModelSpec(
+        task="semantic",
+        format="keras",
+        path=portable_models["keras_red"],
+        output_format="foreground_probability",
+        label_offset=2,
+    )
+    images = _red_images()
+    for image, class_map in zip(images, load_model(spec).predict(images), strict=True):
+        np.testing.assert_array_equal(class_map, np.where(image[..., 0] >= 128, 3, 2))
+
+
+def test_tflite_one_channel_foreground_model(portable_models: dict[str, str]) -> None:
+    spec = load_model_spec(portable_models["tflite_red"], "semantic")
+    assert spec is not None
+    assert (spec.format, spec.input_key, spec.output_format) == (
+        "tflite",
+        "pixels",
+        "foreground_probability",
+    )
+    images = _red_images()
+    for image, class_map in zip(images, load_model(spec).predict(images), strict=True):
+        np.testing.assert_array_equal(class_map, (image[..., 0] >= 128).astype(np.int32))
+
+
+def test_broken_keras_and_tflite_files(tmp_path: Path) -> None:
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(ValueError, match="cannot load Keras model"):
+        open_backend("keras", str(tmp_path / "bad.keras"), "serving_default")
+    with pytest.raises(ValueError, match="cannot load TFLite model"):
+        open_backend("tflite", str(tmp_path / "bad.tflite"), "serving_default")
+
+
+def test_tflite_missing_signature(portable_models: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match=r"no signature 'predict'; it has \['serving_default'\]"):
+        open_backend("tflite", portable_models["tflite_red"], "predict")

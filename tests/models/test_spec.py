@@ -1,0 +1,300 @@
+"""Tests for models/spec.py (tiny SavedModels are built once per module)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from models.spec import (
+    BUNDLED_INSTANCE_SPEC,
+    BUNDLED_SEMANTIC_SPEC,
+    MeanStd,
+    ModelSpec,
+    load_model_spec,
+)
+from tests.models import tiny_models
+
+PROJECT_LABELS = Path(__file__).resolve().parents[2] / "models" / "bundled" / "labels.txt"
+
+# The bundled spec files' exact contents (models/bundled/*.json), pointed at tiny models.
+BUNDLED_SEMANTIC = {
+    "format": "saved_model",
+    "path": "semantic",
+    "signature": "serving_default",
+    "input_key": "images",
+    "input_size": [256, 256],
+    "resize": "stretch",
+    "input_range": "uint8",
+    "output_format": "logits",
+    "output_key": "logits",
+    "labels": "labels.txt",
+    "label_offset": 0,
+}
+BUNDLED_INSTANCE = {
+    "format": "saved_model",
+    "path": "instance",
+    "signature": "serving_default",
+    "input_key": "images",
+    "input_size": [256, 256],
+    "resize": "stretch",
+    "input_range": "uint8",
+    "output_format": "od_api",
+    "labels": "labels.txt",
+    "label_offset": -1,
+    "score_threshold": 0.5,
+    "mask_threshold": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spec_models")
+    tiny_models.save_split_semantic_model(root / "semantic")
+    tiny_models.save_od_api_model(root / "instance")
+    shutil.copy(PROJECT_LABELS, root / "labels.txt")
+    return root
+
+
+@pytest.fixture
+def spec_dir(models_dir: Path, tmp_path: Path) -> Path:
+    """A fresh directory whose `semantic`, `instance` and labels.txt are the module's."""
+    for name in ("semantic", "instance", "labels.txt"):
+        (tmp_path / name).symlink_to(models_dir / name)
+    return tmp_path
+
+
+def _write(path: Path, keys: dict[str, object]) -> str:
+    path.write_text(json.dumps(keys))
+    return str(path)
+
+
+def test_bundled_constants_point_into_the_models_package() -> None:
+    models_pkg = Path(__file__).resolve().parents[2] / "models"
+    assert Path(BUNDLED_SEMANTIC_SPEC) == models_pkg / "bundled" / "semantic.json"
+    assert Path(BUNDLED_INSTANCE_SPEC) == models_pkg / "bundled" / "instance.json"
+
+
+def test_none_disables_the_model() -> None:
+    assert load_model_spec("none", "semantic") is None
+    assert load_model_spec("None", "instance") is None
+
+
+def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
+    spec = load_model_spec(_write(spec_dir / "semantic.json", BUNDLED_SEMANTIC), "semantic")
+    assert spec == ModelSpec(
+        task="semantic",
+        format="saved_model",
+        path=str((spec_dir / "semantic").resolve()),
+        signature="serving_default",
+        input_key="images",
+        input_size=(256, 256),
+        resize="stretch",
+        input_range="uint8",
+        output_format="logits",
+        output_key="logits",
+        labels=(
+            (0, "sky"),
+            (1, "building"),
+            (2, "road"),
+            (3, "sidewalk"),
+            (4, "vegetation"),
+            (5, "vehicle"),
+            (6, "pedestrian"),
+        ),
+        labels_source=str((spec_dir / "labels.txt").resolve()),
+        label_offset=0,
+    )
+    assert spec.class_names[6] == "pedestrian"
+    assert spec.class_name(9) == "class_9"
+
+
+def test_bundled_instance_spec_format(spec_dir: Path) -> None:
+    spec = load_model_spec(_write(spec_dir / "instance.json", BUNDLED_INSTANCE), "instance")
+    assert spec is not None
+    assert (spec.output_format, spec.label_offset, spec.score_threshold) == ("od_api", -1, 0.5)
+    assert spec.input_size == (256, 256)
+    assert spec.class_names == {
+        0: "sky",
+        1: "building",
+        2: "road",
+        3: "sidewalk",
+        4: "vegetation",
+        5: "vehicle",
+        6: "pedestrian",
+    }
+
+
+def test_yaml_spec_with_inline_labels_and_mean_std(spec_dir: Path) -> None:
+    (spec_dir / "nested").mkdir()
+    (spec_dir / "nested" / "spec.yaml").write_text(
+        "path: ../semantic\n"
+        "input_key: images\n"
+        "input_size: [32, 32]\n"
+        "resize: letterbox\n"
+        "input_range: {mean: [120, 110, 100], std: [60, 60, 60]}\n"
+        "output_key: logits\n"
+        "output_format: probabilities\n"
+        "labels: {1: person, 3: car}\n"
+        "label_offset: 1\n"
+        "batch_size: 4\n"
+    )
+    spec = load_model_spec(str(spec_dir / "nested" / "spec.yaml"), "semantic")
+    assert spec is not None
+    assert spec.path == str((spec_dir / "semantic").resolve())
+    assert spec.input_range == MeanStd(mean=(120.0, 110.0, 100.0), std=(60.0, 60.0, 60.0))
+    assert spec.class_names == {1: "person", 3: "car"}
+    assert (spec.resize, spec.label_offset, spec.batch_size) == ("letterbox", 1, 4)
+    assert spec.labels_source == "inline"
+
+
+def test_model_path_detects_conventions_from_the_signature(spec_dir: Path) -> None:
+    semantic = load_model_spec(str(spec_dir / "semantic"), "semantic")
+    assert semantic is not None
+    assert (semantic.input_key, semantic.input_size, semantic.resize) == (
+        "images",
+        (32, 32),
+        "stretch",
+    )
+    assert (semantic.output_key, semantic.output_format) == ("logits", "logits")
+    assert semantic.labels == ()  # No label file inside the SavedModel directory.
+    instance = load_model_spec(str(spec_dir / "instance"), "instance")
+    assert instance is not None
+    assert (instance.input_key, instance.input_size, instance.resize) == (
+        "input_tensor",
+        None,
+        "none",
+    )
+    assert (instance.output_format, instance.batch_size) == ("od_api", 1)
+
+
+def test_model_path_picks_up_a_label_file_inside_the_model(tmp_path: Path) -> None:
+    model = tiny_models.save_split_semantic_model(tmp_path / "split")
+    (model / "label_map.pbtxt").write_text(
+        "item { id: 2 name: 'road' } item { id: 4 name: 'tree' }"
+    )
+    spec = load_model_spec(str(model), "semantic")
+    assert spec is not None
+    assert spec.class_names == {2: "road", 4: "tree"}
+    assert spec.labels_source == str(model / "label_map.pbtxt")
+
+
+def test_model_path_with_two_outputs_needs_output_key(tmp_path: Path) -> None:
+    model = tiny_models.save_red_foreground_model(tmp_path / "red")
+    with pytest.raises(ValueError, match="set `output_key`"):
+        load_model_spec(str(model), "semantic")
+
+
+def test_classifier_is_not_an_instance_model(tmp_path: Path) -> None:
+    model = tiny_models.save_classifier_model(tmp_path / "cls")
+    with pytest.raises(ValueError, match=r"neither OD-API.*scores float32"):
+        load_model_spec(str(model), "instance")
+
+
+def _error(spec_dir: Path, keys: dict[str, object], task: str = "semantic") -> str:
+    with pytest.raises(ValueError, match=r"spec\.json|nowhere") as info:
+        load_model_spec(_write(spec_dir / "spec.json", keys), task)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+SEMANTIC_OK = {
+    "path": "semantic",
+    "input_key": "images",
+    "output_key": "logits",
+    "output_format": "logits",
+    "input_size": [32, 32],
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "task", "expected"),
+    [
+        ({"colour": 1}, "semantic", "unknown keys ['colour']"),
+        ({"format": "onnx"}, "semantic", "`format` must be one of"),
+        ({"path": "nowhere"}, "semantic", "does not exist"),
+        ({"path": "labels.txt"}, "semantic", "neither a SavedModel directory"),
+        ({"path": "."}, "semantic", "holds no saved_model.pb"),
+        ({"format": "keras"}, "semantic", "must be a .keras file"),
+        ({"signature": 3}, "semantic", "`signature` must be a non-empty string"),
+        ({"input_size": [32]}, "semantic", "`input_size` must be [height, width]"),
+        ({"input_size": [32, 0]}, "semantic", "`input_size` must be [height, width]"),
+        ({"input_size": [32, True]}, "semantic", "`input_size` must be [height, width]"),
+        ({"resize": "crop"}, "semantic", "`resize` must be one of"),
+        ({"resize": "none"}, "semantic", "remove input_size"),
+        ({"input_range": "percent"}, "semantic", "`input_range` must be one of"),
+        ({"input_range": {"mean": [1, 2]}}, "semantic", "exactly `mean` and `std`"),
+        ({"input_range": {"mean": [1, 2], "std": [1]}}, "semantic", "input_range.mean"),
+        ({"input_range": {"mean": [1], "std": [0]}}, "semantic", "values must be > 0"),
+        ({"output_format": "od_api"}, "semantic", "for a semantic model"),
+        ({"labels": "missing.txt"}, "semantic", "`labels` is invalid: cannot read"),
+        ({"labels": ["a", "a", 1]}, "semantic", "`labels` is invalid"),
+        ({"label_offset": 0.5}, "semantic", "`label_offset` must be an integer"),
+        ({"mask_threshold": 1.5}, "semantic", "`mask_threshold` must be in [0, 1]"),
+        ({"mask_threshold": "high"}, "semantic", "`mask_threshold` must be a number"),
+        ({"batch_size": 0}, "semantic", "`batch_size` must be >= 1"),
+        ({"score_threshold": 0.3}, "semantic", "applies only to instance models"),
+        ({"output_key": "logits"}, "instance", "applies only to semantic models"),
+    ],
+)
+def test_validation_errors_name_the_key_and_the_fix(
+    spec_dir: Path, changes: dict[str, object], task: str, expected: str
+) -> None:
+    keys = dict(SEMANTIC_OK)
+    if task == "instance":
+        keys.update(path="instance", input_key="input_tensor", output_format="od_api")
+        del keys["input_size"]
+    keys.update(changes)
+    message = _error(spec_dir, keys, task)
+    assert expected in message
+    assert "spec.json" in message or "nowhere" in message
+
+
+def test_resize_without_input_size(spec_dir: Path) -> None:
+    keys = {k: v for k, v in SEMANTIC_OK.items() if k != "input_size"}
+    assert "needs `input_size: [h, w]`" in _error(spec_dir, {**keys, "resize": "letterbox"})
+
+
+def test_spec_without_path(spec_dir: Path) -> None:
+    assert "has no `path`" in _error(spec_dir, {"input_key": "images"})
+
+
+def test_spec_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist; pass 'none'"):
+        load_model_spec(str(tmp_path / "missing.json"), "semantic")
+    (tmp_path / "broken.yaml").write_text("path: [unclosed\n")
+    with pytest.raises(ValueError, match="cannot be parsed"):
+        load_model_spec(str(tmp_path / "broken.yaml"), "semantic")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        load_model_spec(str(tmp_path / "list.json"), "semantic")
+    with pytest.raises(ValueError, match="does not exist; pass 'none'"):
+        load_model_spec(str(tmp_path / "no_model_dir"), "semantic")
+
+
+def test_fingerprint_covers_the_model_files(
+    spec_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    copy = tmp_path_factory.mktemp("fp") / "semantic"
+    shutil.copytree(spec_dir / "semantic", copy)
+    spec = load_model_spec(
+        _write(spec_dir / "a.json", {**SEMANTIC_OK, "path": str(copy)}), "semantic"
+    )
+    assert spec is not None
+    first = spec.fingerprint()
+    assert len(first) == 64
+    assert first == spec.fingerprint()
+    (copy / "variables" / "extra.txt").write_text("x")
+    assert spec.fingerprint() != first
+
+
+def test_to_json_dict_round_trips_through_json(spec_dir: Path) -> None:
+    keys = {**SEMANTIC_OK, "input_range": {"mean": [1, 2, 3], "std": [4, 5, 6]}, "labels": ["a"]}
+    spec = load_model_spec(_write(spec_dir / "j.json", keys), "semantic")
+    assert spec is not None
+    loaded = json.loads(json.dumps(spec.to_json_dict()))
+    assert loaded["input_range"] == {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}
+    assert loaded["labels"] == {"0": "a"}
+    assert loaded["input_size"] == [32, 32]
+    assert loaded["task"] == "semantic"

@@ -1,0 +1,154 @@
+"""Tests for transforms/rle.py: every expected string comes from pycocotools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from transforms.elements import ClassMask
+from transforms.rle import counts_to_string, encode_class_map, encode_crop
+
+
+def _coco(mask: np.ndarray) -> str:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+
+
+def _paste(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    full = np.zeros((height, width), bool)
+    full[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    return full
+
+
+def _check_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> None:
+    full = _paste(crop, top, left, height, width)
+    rle = encode_crop(crop, top, left, height, width)
+    assert rle == _coco(full)
+    decoded = mask_utils.decode({"size": [height, width], "counts": rle.encode()})
+    np.testing.assert_array_equal(decoded.astype(bool), full)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "top", "left", "crop"),
+    [
+        pytest.param(5, 7, 0, 0, np.zeros((5, 7), bool), id="empty-full-size-crop"),
+        pytest.param(5, 7, 2, 3, np.zeros((1, 1), bool), id="empty-pixel-crop"),
+        pytest.param(5, 7, 0, 0, np.ones((5, 7), bool), id="full"),
+        pytest.param(5, 7, 0, 0, np.ones((1, 1), bool), id="first-pixel"),
+        pytest.param(5, 7, 4, 6, np.ones((1, 1), bool), id="last-pixel"),
+        pytest.param(5, 7, 2, 3, np.ones((1, 1), bool), id="middle-pixel"),
+        pytest.param(1, 9, 0, 2, np.array([[1, 0, 1, 1]], bool), id="one-row-image"),
+        pytest.param(9, 1, 3, 0, np.array([[1], [1], [0], [1]], bool), id="one-column-image"),
+        pytest.param(6, 6, 0, 2, np.ones((6, 3), bool), id="full-height-columns-merge"),
+        pytest.param(6, 6, 1, 0, np.ones((5, 6), bool), id="touches-bottom-left-right"),
+        pytest.param(6, 6, 0, 0, np.ones((5, 6), bool), id="touches-top-left-right"),
+    ],
+)
+def test_encode_crop_edge_cases(
+    height: int, width: int, top: int, left: int, crop: np.ndarray
+) -> None:
+    _check_crop(crop, top, left, height, width)
+
+
+def test_encode_crop_random_masks_match_pycocotools() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        height, width = (int(v) for v in rng.integers(1, 24, size=2))
+        crop_h, crop_w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
+        top = int(rng.integers(0, height - crop_h + 1))
+        left = int(rng.integers(0, width - crop_w + 1))
+        crop = rng.random((crop_h, crop_w)) < rng.random()
+        _check_crop(crop, top, left, height, width)
+
+
+def test_encode_crop_touching_every_border() -> None:
+    rng = np.random.default_rng(3)
+    crop = rng.random((12, 17)) < 0.5
+    crop[0, :] = crop[-1, :] = True  # Set pixels on the image's top and bottom rows.
+    crop[:, 0] = crop[:, -1] = True
+    _check_crop(crop, 0, 0, 12, 17)
+
+
+def test_encode_crop_large_image_small_crop() -> None:
+    rng = np.random.default_rng(11)
+    crop = rng.random((40, 30)) < 0.6
+    _check_crop(crop, 1500, 1900, 2000, 3000)
+
+
+def test_encode_crop_large_full_image() -> None:
+    rng = np.random.default_rng(5)
+    crop = rng.random((600, 500)) < 0.5
+    _check_crop(crop, 0, 0, 600, 500)
+
+
+@pytest.mark.parametrize(
+    ("shape", "top", "left", "height", "width"),
+    [
+        ((3, 3), 0, 0, 2, 5),
+        ((3, 3), 0, 3, 5, 5),
+        ((3, 3), -1, 0, 5, 5),
+        ((3, 3), 0, -1, 5, 5),
+    ],
+)
+def test_encode_crop_rejects_crops_outside_the_image(
+    shape: tuple[int, int], top: int, left: int, height: int, width: int
+) -> None:
+    with pytest.raises(ValueError, match="does not fit inside"):
+        encode_crop(np.ones(shape, bool), top, left, height, width)
+
+
+def test_encode_crop_rejects_non_2d() -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        encode_crop(np.ones((2, 2, 1), bool), 0, 0, 4, 4)
+
+
+def test_counts_to_string_large_and_negative_deltas() -> None:
+    # Counts whose deltas against counts[i-2] are large positive and large negative.
+    counts = [0, 5_000_000, 1, 3, 4_000_000, 2, 999_999, 1]
+    height, width = 1, sum(counts)
+    expected = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+    assert counts_to_string(np.array(counts)) == expected["counts"].decode()
+
+
+def _expected_class_masks(class_map: np.ndarray) -> list[ClassMask]:
+    return [
+        ClassMask(int(c), int((class_map == c).sum()), _coco(class_map == c))
+        for c in np.unique(class_map)
+    ]
+
+
+def test_encode_class_map_random_maps_match_pycocotools() -> None:
+    rng = np.random.default_rng(13)
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(1, 20, size=2))
+        class_map = rng.integers(0, int(rng.integers(1, 6)), size=(height, width)).astype(np.int32)
+        assert encode_class_map(class_map) == _expected_class_masks(class_map)
+
+
+def test_encode_class_map_blocks_and_round_trip() -> None:
+    class_map = np.zeros((37, 53), np.int32)
+    class_map[:, 20:] = 4
+    class_map[10:30, 5:15] = 2
+    class_map[36, 52] = 6  # A single pixel in the last position.
+    result = encode_class_map(class_map)
+    assert [m.class_id for m in result] == [0, 2, 4, 6]
+    assert result == _expected_class_masks(class_map)
+    for m in result:
+        decoded = mask_utils.decode({"size": [37, 53], "counts": m.rle.encode()})
+        np.testing.assert_array_equal(decoded.astype(bool), class_map == m.class_id)
+
+
+def test_encode_class_map_single_class_and_single_row() -> None:
+    assert encode_class_map(np.full((4, 6), 3, np.int32)) == [
+        ClassMask(3, 24, _coco(np.ones((4, 6))))
+    ]
+    row = np.array([[1, 1, 0, 2, 2, 1]], np.int32)
+    assert encode_class_map(row) == _expected_class_masks(row)
+    assert encode_class_map(row.T.copy()) == _expected_class_masks(row.T)
+
+
+def test_encode_class_map_large() -> None:
+    rng = np.random.default_rng(17)
+    blocks = rng.integers(0, 7, size=(30, 40)).astype(np.int32)
+    class_map = np.kron(blocks, np.ones((20, 20), np.int32))  # 600 x 800, 20-pixel blocks.
+    assert encode_class_map(class_map) == _expected_class_masks(class_map)

@@ -1,0 +1,163 @@
+"""Tests for transforms/semantic.py: a TestPipeline over a tiny SavedModel.
+
+Expected masks are built by hand (tests/models/tiny_models.py explains the
+split model's boundary) and encoded with pycocotools.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from pycocotools import mask as mask_utils
+
+from models.spec import ModelSpec
+from tests.models import tiny_models as tm
+from transforms.elements import (
+    STAGE_DECODE,
+    ClassMask,
+    DecodedImage,
+    ImageRef,
+    SemanticResult,
+    StageError,
+)
+from transforms.semantic import METRICS_NAMESPACE, SemanticSegmentation
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
+    path = tm.save_split_semantic_model(tmp_path_factory.mktemp("semantic") / "split")
+    return ModelSpec(
+        task="semantic",
+        format="saved_model",
+        path=str(path),
+        input_key="images",
+        input_size=(32, 32),
+        resize="stretch",
+        output_format="logits",
+        output_key="logits",
+    )
+
+
+def decoded(image_id: str, pixels: np.ndarray | None, **changes: object) -> DecodedImage:
+    """A DecodedImage for tests; height/width follow the pixels unless overridden."""
+    height, width = (0, 0) if pixels is None else pixels.shape[:2]
+    image = DecodedImage(
+        ref=ImageRef(image_id=image_id, source=f"/data/{image_id}.png", record_index=0),
+        pixels=pixels,
+        width=width,
+        height=height,
+        filename=f"{image_id}.png",
+        source_id="",
+        content_sha256="",
+        ground_truth=None,
+    )
+    return image._replace(**changes)
+
+
+def _coco(mask: np.ndarray) -> str:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+
+
+def _expected(image_id: str, height: int, width: int) -> SemanticResult:
+    boundary = tm.SPLIT_BOUNDARY_IN_LOGIT_COLUMNS * width / tm.SPLIT_LOGITS_SIZE
+    left = np.repeat((np.arange(width) + 0.5 < boundary)[None, :], height, axis=0)
+    return SemanticResult(
+        image_id=image_id,
+        height=height,
+        width=width,
+        classes=(
+            ClassMask(2, int(left.sum()), _coco(left)),
+            ClassMask(4, int((~left).sum()), _coco(~left)),
+        ),
+    )
+
+
+def test_semantic_segmentation(spec: ModelSpec) -> None:
+    rng = np.random.default_rng(1)
+    pixels = {
+        name: rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        for name, (h, w) in {"a": (37, 53), "b": (256, 256), "c": (300, 120), "d": (8, 9)}.items()
+    }
+    batches = [
+        (
+            decoded("a", pixels["a"]),
+            decoded("skipped", None, error=StageError(STAGE_DECODE, "Corrupt", "bad bytes")),
+            decoded("b", pixels["b"]),
+            decoded("c", pixels["c"]),
+        ),
+        # One image the model cannot take: only it fails, "d" still gets a result.
+        (decoded("d", pixels["d"]), decoded("bad", np.zeros((4, 4, 3), np.float32))),
+        # Height/width disagreeing with the pixels: the class map cannot be encoded.
+        (decoded("mismatch", pixels["d"], height=99),),
+    ]
+    pipeline = TestPipeline()
+    results = pipeline | beam.Create(batches) | SemanticSegmentation(spec, batch_size=2)
+    good = results | "Good" >> beam.Filter(lambda r: r.error is None)
+    assert_that(
+        good,
+        equal_to(
+            [
+                _expected("a", 37, 53),
+                _expected("b", 256, 256),
+                _expected("c", 300, 120),
+                _expected("d", 8, 9),
+            ]
+        ),
+        label="GoodResults",
+    )
+    failed = results | "Failed" >> beam.Filter(lambda r: r.error is not None)
+    assert_that(
+        failed
+        | beam.Map(
+            lambda r: (r.image_id, r.error.stage, r.error.error_type, r.error.message, r.classes)
+        ),
+        equal_to(
+            [
+                (
+                    "bad",
+                    "infer",
+                    "ValueError",
+                    "expected a non-empty uint8 RGB image [H, W, 3], got float32 (4, 4, 3)",
+                    (),
+                ),
+                (
+                    "mismatch",
+                    "encode",
+                    "ValueError",
+                    "class map is (8, 9) but the image is 99x9",
+                    (),
+                ),
+            ]
+        ),
+        label="FailedResults",
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    def metric(name: str) -> object:
+        query = result.metrics().query(
+            MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name)
+        )
+        found = query["counters"] or query["distributions"]
+        assert len(found) == 1, name
+        return found[0].committed
+
+    assert metric("images_inferred") == 5  # a, b, c, d, mismatch.
+    assert metric("infer_errors") == 1
+    assert metric("encode_errors") == 1
+    # Model calls that succeeded: [a, b], [c], retry [d] alone, [mismatch].
+    assert metric("inference_latency_ms").count == 4
+
+
+def test_rejects_an_instance_spec(tmp_path: Path) -> None:
+    spec = ModelSpec(
+        task="instance", format="saved_model", path=str(tmp_path), output_format="od_api"
+    )
+    with pytest.raises(ValueError, match="needs a semantic model spec"):
+        SemanticSegmentation(spec, batch_size=4)

@@ -1,0 +1,139 @@
+"""Shared machinery of the segmentation DoFns: model sharing, batching, error isolation.
+
+A subclass says how to load its model and how to encode one prediction; this
+base class loads the model once per worker process (shared across DoFn
+instances and threads via `apache_beam.utils.shared.Shared`, keyed by the
+model's fingerprint and spec), runs each batch, retries a failed batch image by
+image so one bad image only fails itself, and records metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
+
+import apache_beam as beam
+from apache_beam.utils.shared import Shared
+
+from models.loader import InstanceModel, SemanticModel, load_model
+from models.spec import ModelSpec
+from models.tf_runtime import configure_threads
+from transforms.elements import STAGE_ENCODE, STAGE_INFER, DecodedBatch, DecodedImage, StageError
+
+PredictionT = TypeVar("PredictionT")
+ResultT = TypeVar("ResultT")
+
+# TF error messages can embed whole graphs; the errors table needs the gist.
+_MAX_MESSAGE_CHARS = 2000
+
+
+class _ModelHandle:
+    """Holds the loaded model; a plain class so `Shared` can weak-reference it."""
+
+    def __init__(self, model: SemanticModel | InstanceModel) -> None:
+        self.model = model
+
+
+def model_tag(spec: ModelSpec) -> str:
+    """Key of a loaded model in `Shared`: the model files' hash plus the spec itself."""
+    spec_json = json.dumps(spec.to_json_dict(), sort_keys=True)
+    return f"{spec.fingerprint()}:{hashlib.sha256(spec_json.encode()).hexdigest()}"
+
+
+def stage_error(stage: str, error: Exception) -> StageError:
+    """A StageError from an exception: its type name and (truncated) message."""
+    message = str(error) or repr(error)
+    return StageError(stage, type(error).__name__, message[:_MAX_MESSAGE_CHARS])
+
+
+def chunks(items: Sequence[DecodedImage], size: int) -> Iterator[Sequence[DecodedImage]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
+    """DecodedBatch -> one ResultT per image with pixels (errored images are skipped)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        namespace: str,
+        intra_op_threads: int,
+        inter_op_threads: int,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._spec = spec
+        self._batch_size = batch_size
+        self._threads = (intra_op_threads, inter_op_threads)
+        self._tag = model_tag(spec)  # Hashed once, on the driver, not per worker.
+        self._shared = Shared()
+        self._handle: _ModelHandle | None = None  # Set in setup(); keeps the shared model alive.
+        self._images_inferred = beam.metrics.Metrics.counter(namespace, "images_inferred")
+        self._infer_errors = beam.metrics.Metrics.counter(namespace, "infer_errors")
+        self._encode_errors = beam.metrics.Metrics.counter(namespace, "encode_errors")
+        self._latency_ms = beam.metrics.Metrics.distribution(namespace, "inference_latency_ms")
+
+    def setup(self) -> None:
+        configure_threads(*self._threads)
+        spec = self._spec
+        self._handle = self._shared.acquire(lambda: _ModelHandle(load_model(spec)), tag=self._tag)
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    def _encode(self, image: DecodedImage, prediction: PredictionT) -> ResultT:
+        """Encodes one image's prediction (may raise: that becomes an "encode" error)."""
+        raise NotImplementedError
+
+    def _failed(self, image: DecodedImage, error: StageError) -> ResultT:
+        """The result of an image that could not be inferred or encoded."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- processing
+
+    def process(self, batch: DecodedBatch) -> Iterator[ResultT]:
+        images = [d for d in batch if d.error is None and d.pixels is not None]
+        for chunk in chunks(images, self._batch_size):
+            for image, outcome in zip(chunk, self._infer(chunk), strict=True):
+                yield self._result(image, outcome)
+
+    def _result(self, image: DecodedImage, outcome: PredictionT | StageError) -> ResultT:
+        if isinstance(outcome, StageError):
+            return self._failed(image, outcome)
+        try:
+            return self._encode(image, outcome)
+        except Exception as e:  # noqa: BLE001  # Any encoding bug must become an error row, not a crash.
+            self._encode_errors.inc()
+            return self._failed(image, stage_error(STAGE_ENCODE, e))
+
+    def _predict(self, images: Sequence[DecodedImage]) -> list[PredictionT]:
+        start = time.perf_counter()
+        predictions = self._handle.model.predict([image.pixels for image in images])
+        self._latency_ms.update(round((time.perf_counter() - start) * 1000))
+        return predictions
+
+    def _infer(self, chunk: Sequence[DecodedImage]) -> list[PredictionT | StageError]:
+        """Predictions for a chunk; on failure, per image, isolating the bad ones."""
+        try:
+            predictions = self._predict(chunk)
+        except Exception as e:  # noqa: BLE001  # TF raises many error types; retry alone to find the culprit.
+            if len(chunk) == 1:
+                self._infer_errors.inc()
+                return [stage_error(STAGE_INFER, e)]
+            return [self._infer_one(image) for image in chunk]
+        self._images_inferred.inc(len(chunk))
+        return list(predictions)
+
+    def _infer_one(self, image: DecodedImage) -> PredictionT | StageError:
+        try:
+            prediction = self._predict([image])[0]
+        except Exception as e:  # noqa: BLE001  # Bad input (any TF/numpy error) becomes an error row.
+            self._infer_errors.inc()
+            return stage_error(STAGE_INFER, e)
+        self._images_inferred.inc()
+        return prediction

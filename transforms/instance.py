@@ -1,0 +1,143 @@
+"""InstanceSegmentation: decoded image batches -> per-image instances, COCO RLE encoded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+import numpy as np
+
+from models.loader import InstancePrediction
+from models.spec import TASK_INSTANCE, ModelSpec
+from transforms._inference import _InferenceDoFn
+from transforms.elements import DecodedBatch, DecodedImage, Instance, InstanceResult, StageError
+from transforms.rle import encode_crop
+
+METRICS_NAMESPACE = "segbeam.instance"
+
+
+def _tight_window(crop: np.ndarray) -> tuple[slice, slice] | None:
+    """Rows and columns spanned by a bool [h, w] mask's set pixels; None if it has none."""
+    rows = np.flatnonzero(crop.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(crop.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def encode_instance(
+    prediction: InstancePrediction, index: int, height: int, width: int
+) -> Instance | None:
+    """Encodes detection `index` of a prediction; None if its mask is empty.
+
+    The bbox is the thresholded mask's extent (COCO xywh, as
+    pycocotools.mask.toBbox gives for the RLE), not the model's predicted box:
+    the mask is what the instances table stores, so its bbox, area and RLE
+    describe the same pixels, and a box regressed separately by the detector
+    (which may overhang the mask or the image) would contradict them.
+    """
+    crop = prediction.mask_crops[index]
+    window = _tight_window(crop)
+    if window is None:
+        return None
+    rows, cols = window
+    tight = crop[rows, cols]
+    top = int(prediction.mask_offsets[index][0]) + rows.start
+    left = int(prediction.mask_offsets[index][1]) + cols.start
+    return Instance(
+        class_id=int(prediction.class_ids[index]),
+        score=float(prediction.scores[index]),
+        bbox_x=float(left),
+        bbox_y=float(top),
+        bbox_w=float(tight.shape[1]),
+        bbox_h=float(tight.shape[0]),
+        area=int(tight.sum()),
+        rle=encode_crop(tight, top, left, height, width),
+    )
+
+
+class _InstanceDoFn(_InferenceDoFn[InstancePrediction, InstanceResult]):
+    """Runs the instance model; encodes each non-empty instance mask as RLE."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        namespace: str,
+        intra_op_threads: int,
+        inter_op_threads: int,
+    ) -> None:
+        super().__init__(spec, batch_size, namespace, intra_op_threads, inter_op_threads)
+        self._instances_detected = beam.metrics.Metrics.counter(namespace, "instances_detected")
+        self._empty_masks = beam.metrics.Metrics.counter(namespace, "empty_masks_dropped")
+
+    def _encode(self, image: DecodedImage, prediction: InstancePrediction) -> InstanceResult:
+        encoded = [
+            encode_instance(prediction, i, image.height, image.width)
+            for i in range(len(prediction.scores))
+        ]
+        instances = tuple(instance for instance in encoded if instance is not None)
+        self._empty_masks.inc(len(encoded) - len(instances))
+        self._instances_detected.inc(len(instances))
+        return InstanceResult(
+            image_id=image.ref.image_id,
+            height=image.height,
+            width=image.width,
+            instances=instances,
+        )
+
+    def _failed(self, image: DecodedImage, error: StageError) -> InstanceResult:
+        return InstanceResult(
+            image_id=image.ref.image_id,
+            height=image.height,
+            width=image.width,
+            instances=(),
+            error=error,
+        )
+
+
+class InstanceSegmentation(beam.PTransform):
+    """PCollection[DecodedBatch] -> PCollection[InstanceResult].
+
+    One InstanceResult per image that has pixels (images already carrying an
+    error are skipped: the join reports them). Instances are in descending
+    score order, with label-map class ids, a bbox from the mask's extent, the
+    mask's pixel count as area and its full-image COCO RLE. Detections whose
+    mask is empty after thresholding are dropped (counted in
+    empty_masks_dropped). A failed inference or encoding yields a result with
+    `error` set (stage "infer" or "encode") and no instances.
+
+    Metrics (namespace "segbeam.instance"): counters images_inferred,
+    instances_detected, empty_masks_dropped, infer_errors, encode_errors;
+    distribution inference_latency_ms per model call.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        score_threshold: float | None = None,
+        *,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+    ) -> None:
+        """Args:
+        spec: An instance ModelSpec.
+        batch_size: Most images per model call (spec.batch_size may lower it).
+        score_threshold: Keep detections scoring at least this; None = the spec's.
+        intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
+        inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
+        """
+        super().__init__()
+        if spec.task != TASK_INSTANCE:
+            raise ValueError(
+                f"InstanceSegmentation needs an instance model spec, got {spec.task!r}"
+            )
+        if score_threshold is not None:
+            spec = dataclasses.replace(spec, score_threshold=score_threshold)
+        self._do_fn = _InstanceDoFn(
+            spec, batch_size, METRICS_NAMESPACE, intra_op_threads, inter_op_threads
+        )
+
+    def expand(self, batches: beam.PCollection[DecodedBatch]) -> beam.PCollection[InstanceResult]:
+        return batches | "InferAndEncode" >> beam.ParDo(self._do_fn)

@@ -1,0 +1,75 @@
+"""SemanticSegmentation: decoded image batches -> per-image class masks, COCO RLE encoded."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from models.spec import TASK_SEMANTIC, ModelSpec
+from transforms._inference import _InferenceDoFn
+from transforms.elements import DecodedBatch, DecodedImage, SemanticResult, StageError
+from transforms.rle import encode_class_map
+
+METRICS_NAMESPACE = "segbeam.semantic"
+
+
+class _SemanticDoFn(_InferenceDoFn[np.ndarray, SemanticResult]):
+    """Runs the semantic model; encodes each int32 [H, W] class map as per-class RLE."""
+
+    def _encode(self, image: DecodedImage, prediction: np.ndarray) -> SemanticResult:
+        if prediction.shape != (image.height, image.width):
+            raise ValueError(
+                f"class map is {prediction.shape} but the image is {image.height}x{image.width}"
+            )
+        return SemanticResult(
+            image_id=image.ref.image_id,
+            height=image.height,
+            width=image.width,
+            classes=tuple(encode_class_map(prediction)),
+        )
+
+    def _failed(self, image: DecodedImage, error: StageError) -> SemanticResult:
+        return SemanticResult(
+            image_id=image.ref.image_id,
+            height=image.height,
+            width=image.width,
+            classes=(),
+            error=error,
+        )
+
+
+class SemanticSegmentation(beam.PTransform):
+    """PCollection[DecodedBatch] -> PCollection[SemanticResult].
+
+    One SemanticResult per image that has pixels (images already carrying an
+    error are skipped: the join reports them). Class ids are label-map ids.
+    A failed inference or encoding yields a result with `error` set (stage
+    "infer" or "encode") and no classes.
+
+    Metrics (namespace "segbeam.semantic"): counters images_inferred,
+    infer_errors, encode_errors; distribution inference_latency_ms per model call.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        *,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+    ) -> None:
+        """Args:
+        spec: A semantic ModelSpec.
+        batch_size: Most images per model call (spec.batch_size may lower it).
+        intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
+        inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
+        """
+        super().__init__()
+        if spec.task != TASK_SEMANTIC:
+            raise ValueError(f"SemanticSegmentation needs a semantic model spec, got {spec.task!r}")
+        self._do_fn = _SemanticDoFn(
+            spec, batch_size, METRICS_NAMESPACE, intra_op_threads, inter_op_threads
+        )
+
+    def expand(self, batches: beam.PCollection[DecodedBatch]) -> beam.PCollection[SemanticResult]:
+        return batches | "InferAndEncode" >> beam.ParDo(self._do_fn)
