@@ -6,6 +6,11 @@
 
 With no --input it runs on the bundled sample shards; with no model flags it
 uses the bundled models. `--help` lists every option with its default.
+
+On a finished run directory:
+
+    python run_pipeline.py report --output DIR        # DIR/report.html + overlay PNGs
+    python run_pipeline.py export-coco --output DIR   # DIR/coco/annotations.json, results.json
 """
 
 from __future__ import annotations
@@ -17,9 +22,18 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
+from pipeline.coco_export import export_coco
 from pipeline.ledger import LedgerError
-from pipeline.options import SegbeamOptions
+from pipeline.options import DEFAULT_OUTPUT, SegbeamOptions
+from pipeline.report import write_report
 from pipeline.run import RunOutcome, run
+
+_SUBCOMMANDS = {
+    "report": "Write DIR/report.html (charts, error summary, overlay gallery) and "
+    "DIR/report/overlays/*.png from a run directory.",
+    "export-coco": "Write DIR/coco/annotations.json (COCO instances with RLE masks) and "
+    "DIR/coco/results.json (COCO results for COCOeval) from a run directory.",
+}
 
 
 def _print_help() -> None:
@@ -55,14 +69,61 @@ def _summarize(outcome: RunOutcome) -> str:
     lines += [f"  errors: {n} x {kind}" for kind, n in sorted(ledger.errors_by_type.items())]
     lines.append("  tables:")
     lines += [
-        f"    {table:<15} {ledger.table_rows[table]:>8} rows  {outcome.output_dir}/{table}/"
-        for table in ledger.table_rows
+        f"    {table:<15} {stats.rows:>8} rows  {outcome.output_dir}/{table}/"
+        for table, stats in outcome.tables.items()
     ]
+    if outcome.evaluation is not None:
+        lines += _evaluation_lines(outcome.evaluation)
     lines.append(f"  manifest: {outcome.manifest_path}")
     return "\n".join(lines)
 
 
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "n/a"
+
+
+def _evaluation_lines(evaluation: dict) -> list[str]:
+    semantic, panoptic = evaluation["semantic"], evaluation["panoptic"]
+    instance = evaluation["instance"] or {}
+    return [
+        f"  evaluation: {evaluation['images_evaluated']} images with ground truth, "
+        f"{evaluation['images_without_ground_truth']} without (skipped)",
+        f"    semantic  mIoU {_fmt(semantic['miou'])}  pixel accuracy "
+        f"{_fmt(semantic['pixel_accuracy'])}",
+        "    panoptic  "
+        + "  ".join(f"PQ_{g} {_fmt(panoptic[g]['pq'])}" for g in ("all", "things", "stuff")),
+        "    instance  "
+        + "  ".join(f"{k.upper()} {_fmt(instance.get(k))}" for k in ("ap", "ap50", "ap75", "ar")),
+    ]
+
+
+def _run_subcommand(name: str, argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"run_pipeline.py {name}", description=_SUBCOMMANDS[name])
+    parser.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        help="The run directory (a pipeline run's --output). Default: %(default)s",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if name == "report":
+            written = write_report(args.output)
+            print(f"segbeam: wrote {written.html_path} and {len(written.overlay_paths)} overlays")
+        else:
+            exported = export_coco(args.output)
+            print(
+                f"segbeam: wrote {exported.annotations_path} ({exported.num_images} images, "
+                f"{exported.num_annotations} annotations) and {exported.results_path}"
+            )
+    except FileNotFoundError as e:
+        print(f"segbeam {name}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
+    if argv and argv[0] in _SUBCOMMANDS:
+        return _run_subcommand(argv[0], argv[1:])
     if "-h" in argv or "--help" in argv:
         _print_help()
         return 0

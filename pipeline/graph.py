@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 
+from pipeline import schemas
 from pipeline.options import RunConfig
 from transforms.decode import DecodeImages
 from transforms.elements import WorkUnit
@@ -68,5 +69,8 @@ def build_pipeline(
         config.class_names(),
         semantic_enabled=config.semantic_spec is not None,
         instance_enabled=config.instance_spec is not None,
+        evaluate=config.evaluate,
     )
-    return rows | "WriteTables" >> WriteTables(tables_dir, output_shard_count(config, len(units)))
+    return rows | "WriteTables" >> WriteTables(
+        tables_dir, output_shard_count(config, len(units)), schemas.tables_for(config.evaluate)
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,9 +37,6 @@ class Ledger:
     errors: int
     errors_by_stage: dict[str, int]
     errors_by_type: dict[str, int]
-    table_rows: dict[str, int]
-    table_files: dict[str, int]
-    table_bytes: dict[str, int]
 
     def to_json_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -46,7 +44,7 @@ class Ledger:
 
 def read_table(tables_dir: str, table: str, columns: Iterable[str] | None = None) -> pa.Table:
     """Reads every part file of `table` under `tables_dir` (any FileSystems URL)."""
-    schema = schemas.TABLES[table]
+    schema = schemas.tables_for(evaluate=True)[table]
     wanted = list(columns) if columns is not None else schema.names
     parts = []
     for path in _parquet_files(tables_dir, table):
@@ -118,24 +116,26 @@ def check_ledger(tables_dir: str, planned_sources: Iterable[str]) -> Ledger:
         errors=errors.num_rows,
         errors_by_stage=dict(collections.Counter(errors.column("stage").to_pylist())),
         errors_by_type=dict(collections.Counter(errors.column("error_type").to_pylist())),
-        **_table_stats(tables_dir),
     )
 
 
-def _table_stats(tables_dir: str) -> dict[str, dict[str, int]]:
-    rows: dict[str, int] = {}
-    files: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    for table in schemas.TABLES:
+class TableStats(NamedTuple):
+    """One table's files, rows and bytes, from the Parquet footers."""
+
+    files: int
+    rows: int
+    bytes: int
+
+
+def table_stats(tables_dir: str, tables: Iterable[str]) -> dict[str, TableStats]:
+    """Files, rows and bytes of each table under `tables_dir`."""
+    stats = {}
+    for table in tables:
         paths = _parquet_files(tables_dir, table)
-        files[table] = len(paths)
-        rows[table] = 0
-        sizes[table] = 0
+        rows = 0
         for path in paths:
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-                rows[table] += pq.ParquetFile(handle).metadata.num_rows
-        if paths:
-            sizes[table] = sum(
-                m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list
-            )
-    return {"table_rows": rows, "table_files": files, "table_bytes": sizes}
+                rows += pq.ParquetFile(handle).metadata.num_rows
+        size = sum(m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list)
+        stats[table] = TableStats(files=len(paths), rows=rows, bytes=size if paths else 0)
+    return stats

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from models.spec import ModelSpec
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, TableStats
 from pipeline.options import RunConfig
 from transforms.elements import WorkUnit
 
@@ -60,6 +60,8 @@ def build_manifest(
     finished: datetime.datetime,
     metrics: dict[str, int] | None,
     runner: str,
+    evaluation: dict[str, object] | None = None,
+    tables: Mapping[str, TableStats] | None = None,
 ) -> dict[str, object]:
     """The manifest.json document of one successful run."""
     seconds = (finished - started).total_seconds()
@@ -82,6 +84,8 @@ def build_manifest(
             "files": sum(len(u.paths) for u in units),
         },
         "ledger": ledger.to_json_dict(),
+        "tables": {name: stats._asdict() for name, stats in (tables or {}).items()},
         "metrics": metrics,
+        "evaluation": evaluation,
         "library_versions": library_versions(),
     }

@@ -83,6 +83,22 @@ class SegbeamOptions(PipelineOptions):
             help="Refuse images whose header declares more pixels than this (decompression-bomb "
             "guard), before decoding. Default: %(default)s",
         )
+        parser.add_argument(
+            "--evaluate",
+            action="store_true",
+            default=False,
+            help="Compare predictions with the ground truth the shards carry (Object Detection "
+            "API keys) and write the metrics and ground_truth tables; images without ground "
+            "truth are counted and skipped. Default: off.",
+        )
+        parser.add_argument(
+            "--max_error_fraction",
+            type=float,
+            default=None,
+            help="Fail the run when more than this fraction of the records read (0..1) end up "
+            "in the errors table; the run's tables stay in <output>/_staging/<run id>/ for "
+            "inspection and no _SUCCESS is written. 0 fails on any error. Default: no limit.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +113,8 @@ class RunConfig:
     score_threshold: float | None
     num_output_shards: int
     max_image_pixels: int
+    max_error_fraction: float | None = None  # None: any number of errors is accepted.
+    evaluate: bool = False
 
     def __post_init__(self) -> None:
         if not self.input_patterns:
@@ -118,6 +136,10 @@ class RunConfig:
             )
         if self.max_image_pixels < 1:
             raise ValueError(f"--max_image_pixels must be >= 1, got {self.max_image_pixels}.")
+        if self.max_error_fraction is not None and not 0.0 <= self.max_error_fraction <= 1.0:
+            raise ValueError(
+                f"--max_error_fraction must be in [0, 1], got {self.max_error_fraction}."
+            )
         self.class_names()  # Conflicting label maps are a configuration error: fail now.
 
     @classmethod
@@ -133,6 +155,8 @@ class RunConfig:
             score_threshold=opts.score_threshold,
             num_output_shards=opts.num_output_shards,
             max_image_pixels=opts.max_image_pixels,
+            max_error_fraction=opts.max_error_fraction,
+            evaluate=opts.evaluate,
         )
 
     def class_names(self) -> Mapping[int, str]:
@@ -166,4 +190,6 @@ class RunConfig:
             "score_threshold": self.score_threshold,
             "num_output_shards": self.num_output_shards,
             "max_image_pixels": self.max_image_pixels,
+            "max_error_fraction": self.max_error_fraction,
+            "evaluate": self.evaluate,
         }

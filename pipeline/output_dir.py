@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -59,9 +60,17 @@ class RunDirectory:
         if FileSystems.exists(staging_root):
             FileSystems.delete([staging_root])
 
-    def commit(self, manifest: dict[str, object]) -> None:
-        """Moves the staged tables into place, then writes the manifest, then `_SUCCESS`."""
-        for table in schemas.TABLES:
+    def commit(
+        self, manifest: dict[str, object], tables: Iterable[str] = tuple(schemas.TABLES)
+    ) -> None:
+        """Moves the staged tables into place, then writes the manifest, then `_SUCCESS`.
+
+        A table directory of an earlier run that this run doesn't write (e.g.
+        `metrics` after a run without --evaluate) is removed, so no stale table survives.
+        """
+        for stale in set(schemas.tables_for(evaluate=True)) - set(tables):
+            delete_files(list_files(join(self.output_dir, stale)))
+        for table in tables:
             staged = [
                 p for p in list_files(join(self.staging_dir, table)) if p.endswith(".parquet")
             ]

@@ -3,7 +3,9 @@
 Everything that can be wrong with the options or inputs is found before the
 pipeline starts; everything that goes wrong with individual records ends up in
 the `errors` table; a runner that loses data fails the ledger check, and the
-run then leaves no `_SUCCESS`.
+run then leaves no `_SUCCESS`. So does a run with more errors than
+`--max_error_fraction` allows: its tables, checked and complete, stay in the
+staging directory for inspection instead of being committed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
+from pipeline import schemas
+from pipeline.evaluation import summarize as summarize_evaluation
 from pipeline.graph import build_pipeline
 from pipeline.inputs import plan_work_units
-from pipeline.ledger import Ledger, check_ledger
+from pipeline.ledger import Ledger, LedgerError, TableStats, check_ledger, table_stats
 from pipeline.manifest import build_manifest, utc_now
 from pipeline.options import RunConfig
 from pipeline.output_dir import RunDirectory
 from pipeline.runners import resolve_runner, runner_name
+from transforms.atomic_files import join
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,9 +40,35 @@ class RunOutcome:
     output_dir: str
     manifest_path: str
     ledger: Ledger
+    tables: dict[str, TableStats]
     duration_seconds: float
     runner: str
     metrics: dict[str, int] | None
+    evaluation: dict[str, object] | None = None
+
+
+class ErrorBudgetError(LedgerError):
+    """The tables account for every record, but more failed than --max_error_fraction allows.
+
+    A LedgerError, so that callers reporting failed ledger checks report this one too.
+    """
+
+
+def check_error_budget(ledger: Ledger, max_error_fraction: float | None, tables_dir: str) -> None:
+    """Raises ErrorBudgetError if errors / records read > `max_error_fraction` (None: no limit)."""
+    if max_error_fraction is None or ledger.records_read == 0:
+        return
+    fraction = ledger.errors / ledger.records_read
+    if fraction <= max_error_fraction:
+        return
+    kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(ledger.errors_by_type.items()))
+    raise ErrorBudgetError(
+        f"{ledger.errors} of {ledger.records_read} records ({fraction:.1%}) failed ({kinds}), "
+        f"more than --max_error_fraction={max_error_fraction} allows. No _SUCCESS was written. "
+        f"This run's tables are in {tables_dir} until the next run into the same --output; "
+        f"see what failed in {join(tables_dir, 'errors')}, fix or remove those inputs (or "
+        "raise --max_error_fraction), and rerun."
+    )
 
 
 def _counters(result: PipelineResult) -> dict[str, int] | None:
@@ -59,6 +90,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
     Raises:
       ValueError: bad options or inputs, before any work starts.
       pipeline.ledger.LedgerError: the written tables don't account for every record.
+      ErrorBudgetError: they do, but more records failed than --max_error_fraction allows.
       RuntimeError: the runner reported a failed pipeline.
     """
     options = PipelineOptions(list(argv))
@@ -68,7 +100,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
     started = utc_now()
     run_dir.prepare()
 
-    runner = resolve_runner(options)
+    runner = resolve_runner(options, len(units))
     pipeline = beam.Pipeline(runner=runner, options=options)
     build_pipeline(pipeline, config, units, run_dir.staging_dir)
     _LOGGER.info("Running %d work units on %s", len(units), runner_name(runner))
@@ -78,6 +110,13 @@ def run(argv: Sequence[str]) -> RunOutcome:
         raise RuntimeError(f"The pipeline ended in state {state}; no _SUCCESS was written.")
 
     ledger = check_ledger(run_dir.staging_dir, [p for u in units for p in u.paths])
+    check_error_budget(ledger, config.max_error_fraction, run_dir.staging_dir)
+    evaluation = (
+        summarize_evaluation(run_dir.staging_dir, config.class_names(), ledger.images)
+        if config.evaluate
+        else None
+    )
+    tables = table_stats(run_dir.staging_dir, schemas.tables_for(config.evaluate))
     finished = utc_now()
     metrics = _counters(result)
     manifest = build_manifest(
@@ -90,13 +129,17 @@ def run(argv: Sequence[str]) -> RunOutcome:
         finished=finished,
         metrics=metrics,
         runner=runner_name(runner),
+        evaluation=evaluation,
+        tables=tables,
     )
-    run_dir.commit(manifest)
+    run_dir.commit(manifest, tuple(tables))
     return RunOutcome(
         output_dir=config.output_dir,
         manifest_path=run_dir.manifest_path,
         ledger=ledger,
+        tables=tables,
         duration_seconds=(finished - started).total_seconds(),
         runner=runner_name(runner),
         metrics=metrics,
+        evaluation=evaluation,
     )

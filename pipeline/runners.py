@@ -5,30 +5,75 @@ downloads from the internet, and falls back to the FnApiRunner only when that
 fails; offline, a download that hangs instead of failing would stall the run.
 segbeam therefore runs "DirectRunner" (the default) on the FnApiRunner
 directly, which honours --direct_num_workers, --direct_running_mode and
---direct_runner_bundle_repeat like the DirectRunner does. "DaskRunner" is
-mapped to Beam's `apache_beam.runners.dask.dask_runner.DaskRunner`, which is
-not one of Beam's short names. Any other value goes to Beam unchanged.
+--direct_runner_bundle_repeat like the DirectRunner does.
+
+"DaskRunner" (not one of Beam's short names) is mapped to `SegbeamDaskRunner`,
+Beam's `apache_beam.runners.dask.dask_runner.DaskRunner` with three fixes:
+  * Beam turns `Create` into a dask.Bag of up to 128 items per partition, so a
+    run of fewer work units would be one partition on one worker. Unless
+    --dask_npartitions or --dask_partition_size is given, segbeam asks for one
+    partition per work unit (at most `MAX_DEFAULT_DASK_PARTITIONS`).
+  * Beam never closes the dask.distributed Client it opens; this runner closes
+    it when the run ends, so the driver does not linger reconnecting to a
+    cluster that has gone away.
+  * A run the cluster lost (workers killed too often, scheduler gone) fails
+    with a message saying so, and that no `_SUCCESS` was written.
+Any other value goes to Beam unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.runner import PipelineRunner
+from apache_beam.pipeline import Pipeline
+from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner, DaskRunnerResult
+from apache_beam.runners.runner import PipelineRunner, PipelineState
+from distributed import KilledWorker
+from distributed.comm import CommClosedError
 
 _DIRECT_NAMES = {None, "DirectRunner", "directrunner", "direct", "FnApiRunner"}
 _DASK_NAMES = {"DaskRunner", "daskrunner", "dask"}
 
+# Cap on the partitions chosen by default: every partition is a task in every
+# stage of the dask graph, and scheduling costs ~1 ms per task, so beyond a few
+# hundred partitions more of them only add overhead. Larger runs put several
+# work units into a partition.
+MAX_DEFAULT_DASK_PARTITIONS = 128
 
-def resolve_runner(options: PipelineOptions) -> PipelineRunner | str:
-    """The runner to pass to `beam.Pipeline(runner=...)` for these options."""
+
+def resolve_runner(
+    options: PipelineOptions, num_work_units: int | None = None
+) -> PipelineRunner | str:
+    """The runner to pass to `beam.Pipeline(runner=...)` for these options.
+
+    Args:
+      options: The run's options. For the DaskRunner, `--dask_npartitions` is
+        set in place (see `default_dask_partitions`) so the manifest records it.
+      num_work_units: How many elements the pipeline's `Create` holds; used to
+        spread them over Dask partitions. None leaves Beam's default.
+    """
     name = options.view_as(StandardOptions).runner
     if name in _DIRECT_NAMES:
         return _fn_api_runner(options)
     if name in _DASK_NAMES:
-        from apache_beam.runners.dask.dask_runner import DaskRunner
-
-        return DaskRunner()
+        if num_work_units is not None:
+            default_dask_partitions(options, num_work_units)
+        return SegbeamDaskRunner()
     return name
+
+
+def default_dask_partitions(options: PipelineOptions, num_work_units: int) -> int | None:
+    """Sets `--dask_npartitions` to one per work unit (capped) unless the user sized them.
+
+    Returns:
+      The partition count now in `options`, or None when `--dask_partition_size`
+      was given instead.
+    """
+    dask_options = options.view_as(DaskOptions)
+    if dask_options.npartitions is None and dask_options.partition_size is None:
+        dask_options.npartitions = max(1, min(num_work_units, MAX_DEFAULT_DASK_PARTITIONS))
+    return dask_options.npartitions
 
 
 def _fn_api_runner(options: PipelineOptions) -> PipelineRunner:
@@ -44,5 +89,35 @@ def _fn_api_runner(options: PipelineOptions) -> PipelineRunner:
     return fn_runner.FnApiRunner(provision_info=provision_info)
 
 
+class SegbeamDaskRunner(DaskRunner):
+    """Beam's DaskRunner, whose result closes its client and names a lost run."""
+
+    def run_pipeline(self, pipeline: Pipeline, options: PipelineOptions) -> DaskRunnerResult:
+        result = super().run_pipeline(pipeline, options)
+        return _ClosingDaskResult(result.client, result.futures)
+
+
+@dataclasses.dataclass
+class _ClosingDaskResult(DaskRunnerResult):
+    """Closes the run's dask.distributed Client once the run has ended, either way."""
+
+    def wait_until_finish(self, duration: int | None = None) -> str:
+        try:
+            return super().wait_until_finish(duration)
+        except (KilledWorker, CommClosedError) as e:
+            raise RuntimeError(
+                f"The Dask cluster lost this run ({type(e).__name__}: {e}). Workers were "
+                "killed while running its tasks (often: over their memory limit) or the "
+                "scheduler went away. No _SUCCESS was written; check the workers' logs, then "
+                "rerun into the same --output."
+            ) from e
+        finally:
+            if PipelineState.is_terminal(self._state):
+                self.client.close()
+
+
 def runner_name(runner: PipelineRunner | str) -> str:
+    """The runner's name as the manifest and the logs give it."""
+    if isinstance(runner, DaskRunner):
+        return "DaskRunner"
     return runner if isinstance(runner, str) else type(runner).__name__

@@ -89,6 +89,35 @@ SHARDS = pa.schema(
     ]
 )
 
+# --evaluate: per-image and whole-run metrics in long format (one value per row),
+# so new metrics never change the schema. scope "image": one image's values
+# (image_id set); scope "run": the whole run's (image_id null). class_id is
+# null for metrics over all classes.
+METRICS = pa.schema(
+    [
+        _required("scope", pa.string()),
+        pa.field("image_id", pa.string(), nullable=True),
+        pa.field("class_id", pa.int32(), nullable=True),
+        pa.field("class_name", pa.string(), nullable=True),
+        _required("metric", pa.string()),
+        _required("value", pa.float64()),
+    ]
+)
+
+# --evaluate: the ground-truth instances the metrics were computed against.
+GROUND_TRUTH = pa.schema(
+    [
+        _required("image_id", pa.string()),
+        _required("instance_index", pa.int32()),
+        _required("class_id", pa.int32()),
+        _required("class_name", pa.string()),
+        _required("area", pa.int64()),
+        _required("height", pa.int32()),
+        _required("width", pa.int32()),
+        _required("rle", pa.string()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "images": IMAGES,
     "semantic_masks": SEMANTIC_MASKS,
@@ -97,3 +126,10 @@ TABLES: dict[str, pa.Schema] = {
     "errors": ERRORS,
     "shards": SHARDS,
 }
+
+EVALUATION_TABLES: dict[str, pa.Schema] = {"metrics": METRICS, "ground_truth": GROUND_TRUTH}
+
+
+def tables_for(evaluate: bool) -> dict[str, pa.Schema]:
+    """The tables a run writes: the core ones, plus the evaluation ones with --evaluate."""
+    return {**TABLES, **EVALUATION_TABLES} if evaluate else dict(TABLES)

@@ -181,3 +181,4 @@ class ImageInfo(NamedTuple):
     source_id: str
     content_sha256: str
     error: StageError | None = None
+    ground_truth: GroundTruth | None = None  # Still PNG-encoded: cheap to move to the join.

@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.elements import (
+    STAGE_DECODE,
     STAGE_INFER,
     DecodedBatch,
     ImageInfo,
@@ -25,6 +26,7 @@ from transforms.elements import (
     ShardSummary,
     StageError,
 )
+from transforms.image_metrics import evaluate_image, metric_rows
 
 Row = dict[str, Any]
 _NAMESPACE = "segbeam"
@@ -41,7 +43,7 @@ class TableRows(NamedTuple):
     tables: dict[str, list[Row]]
 
 
-def _image_infos(batch: DecodedBatch) -> Iterator[tuple[str, ImageInfo]]:
+def _image_infos(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[tuple[str, ImageInfo]]:
     for image in batch:
         info = ImageInfo(
             ref=image.ref,
@@ -51,6 +53,8 @@ def _image_infos(batch: DecodedBatch) -> Iterator[tuple[str, ImageInfo]]:
             source_id=image.source_id,
             content_sha256=image.content_sha256,
             error=image.error,
+            # Ground truth travels to the join only when it will be used.
+            ground_truth=image.ground_truth if keep_ground_truth else None,
         )
         yield image.ref.image_id, info
 
@@ -80,11 +84,16 @@ class _BuildImageRows(beam.DoFn):
     """(image_id, [ImageInfo, SemanticResult?, InstanceResult?]) -> one TableRows."""
 
     def __init__(
-        self, class_names: Mapping[int, str], semantic_enabled: bool, instance_enabled: bool
+        self,
+        class_names: Mapping[int, str],
+        semantic_enabled: bool,
+        instance_enabled: bool,
+        evaluate: bool,
     ) -> None:
         self._class_names = dict(class_names)
         self._semantic_enabled = semantic_enabled
         self._instance_enabled = instance_enabled
+        self._evaluate = evaluate
         self._images_ok = Metrics.counter(_NAMESPACE, "images_written")
         self._images_failed = Metrics.counter(_NAMESPACE, "images_failed")
 
@@ -106,11 +115,42 @@ class _BuildImageRows(beam.DoFn):
             Metrics.counter(_NAMESPACE, f"errors_{error.stage}").inc()
             yield TableRows(image_id, {"errors": [_error_row(info.ref, error)]})
             return
+        semantic_result = semantic[0] if semantic else None
+        instance_result = instance[0] if instance else None
+        rows = self._rows(info, semantic_result, instance_result)
+        if self._evaluate and info.ground_truth is not None:
+            try:
+                rows.update(self._evaluation_rows(info, semantic_result, instance_result))
+            except (ValueError, OSError) as e:
+                # Unreadable or mis-sized ground truth makes the record bad, like a bad image.
+                error = StageError(STAGE_DECODE, "InvalidGroundTruth", f"{type(e).__name__}: {e}")
+                self._images_failed.inc()
+                yield TableRows(image_id, {"errors": [_error_row(info.ref, error)]})
+                return
         self._images_ok.inc()
-        yield TableRows(
-            image_id,
-            self._rows(info, semantic[0] if semantic else None, instance[0] if instance else None),
-        )
+        yield TableRows(image_id, rows)
+
+    def _evaluation_rows(
+        self, info: ImageInfo, semantic: SemanticResult | None, instance: InstanceResult | None
+    ) -> dict[str, list[Row]]:
+        evaluation = evaluate_image(info.ground_truth, info.height, info.width, semantic, instance)
+        ground_truth_rows = [
+            {
+                "image_id": info.ref.image_id,
+                "instance_index": index,
+                "class_id": class_id,
+                "class_name": self._name(class_id),
+                "area": area,
+                "height": info.height,
+                "width": info.width,
+                "rle": rle,
+            }
+            for index, (class_id, rle, area) in enumerate(evaluation.gt_instances)
+        ]
+        return {
+            "metrics": metric_rows(info.ref.image_id, evaluation, self._class_names),
+            "ground_truth": ground_truth_rows,
+        }
 
     def _first_error(
         self, info: ImageInfo, semantic: list[SemanticResult], instance: list[InstanceResult]
@@ -123,6 +163,7 @@ class _BuildImageRows(beam.DoFn):
         ):
             if enabled and len(results) != 1:
                 return StageError(
+                    STAGE_DECODE,
                     STAGE_INFER,
                     "MissingResult",
                     f"The {name} model produced {len(results)} results for this image instead "
@@ -231,11 +272,16 @@ class AssembleTableRows(beam.PTransform):
     Input: a dict of PCollections: "decoded" (DecodedBatch, required),
     "summaries" (ShardSummary, required), "semantic" (SemanticResult) and
     "instance" (InstanceResult), each present only when that model is enabled.
-    Output: PCollection[TableRows].
+    Output: PCollection[TableRows]. With `evaluate`, records carrying ground
+    truth also get `metrics` and `ground_truth` rows (see transforms/image_metrics.py).
     """
 
     def __init__(
-        self, class_names: Mapping[int, str], semantic_enabled: bool, instance_enabled: bool
+        self,
+        class_names: Mapping[int, str],
+        semantic_enabled: bool,
+        instance_enabled: bool,
+        evaluate: bool = False,
     ) -> None:
         super().__init__()
         if not (semantic_enabled or instance_enabled):
@@ -243,6 +289,7 @@ class AssembleTableRows(beam.PTransform):
         self._class_names = dict(class_names)
         self._semantic_enabled = semantic_enabled
         self._instance_enabled = instance_enabled
+        self._evaluate = evaluate
 
     def expand(self, inputs: Mapping[str, beam.PCollection]) -> beam.PCollection:
         expected = {"decoded", "summaries"}
@@ -252,7 +299,7 @@ class AssembleTableRows(beam.PTransform):
             raise ValueError(
                 f"AssembleTableRows takes inputs {sorted(expected)}, got {sorted(inputs)}."
             )
-        keyed = [inputs["decoded"] | "KeyImageInfos" >> beam.FlatMap(_image_infos)]
+        keyed = [inputs["decoded"] | "KeyImageInfos" >> beam.FlatMap(_image_infos, self._evaluate)]
         if self._semantic_enabled:
             keyed.append(inputs["semantic"] | "KeySemantic" >> beam.Map(lambda r: (r.image_id, r)))
         if self._instance_enabled:
@@ -263,7 +310,12 @@ class AssembleTableRows(beam.PTransform):
             | "GroupByImage" >> beam.GroupByKey()
             | "BuildImageRows"
             >> beam.ParDo(
-                _BuildImageRows(self._class_names, self._semantic_enabled, self._instance_enabled)
+                _BuildImageRows(
+                    self._class_names,
+                    self._semantic_enabled,
+                    self._instance_enabled,
+                    self._evaluate,
+                )
             )
         )
         shard_rows = inputs["summaries"] | "BuildShardRows" >> beam.Map(_shard_rows)

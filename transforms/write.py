@@ -118,9 +118,10 @@ class WriteTables(beam.PTransform):
         super().__init__()
         if num_shards < 1:
             raise ValueError(f"WriteTables needs num_shards >= 1, got {num_shards}.")
-        unknown = set(tables) - set(schemas.TABLES)
+        known = schemas.tables_for(evaluate=True)
+        unknown = set(tables) - set(known)
         if unknown:
-            raise ValueError(f"Unknown tables {sorted(unknown)}; known: {sorted(schemas.TABLES)}.")
+            raise ValueError(f"Unknown tables {sorted(unknown)}; known: {sorted(known)}.")
         self._output_dir = output_dir
         self._num_shards = num_shards
         self._tables = dict(tables)
