@@ -163,7 +163,6 @@ class _BuildImageRows(beam.DoFn):
         ):
             if enabled and len(results) != 1:
                 return StageError(
-                    STAGE_DECODE,
                     STAGE_INFER,
                     "MissingResult",
                     f"The {name} model produced {len(results)} results for this image instead "

@@ -1,14 +1,19 @@
 """AssembleTableRows: one images row or one errors row per record, never both."""
 
+import io
+
 import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
+from PIL import Image
+from pycocotools import mask as coco_mask
 
 from transforms.elements import (
     ClassMask,
     DecodedImage,
+    GroundTruth,
     ImageRef,
     Instance,
     InstanceResult,
@@ -21,10 +26,10 @@ from transforms.rows import AssembleTableRows
 NAMES = {0: "sky", 5: "vehicle", 6: "pedestrian"}
 
 
-def _decoded(image_id, error=None, width=4, height=2):
+def _decoded(image_id, error=None, width=4, height=2, ground_truth=None):
     ref = ImageRef(image_id, f"/data/{image_id}.tfrecord", 3)
     pixels = None if error else np.zeros((height, width, 3), np.uint8)
-    return DecodedImage(ref, pixels, width, height, "f.jpg", "sid", "abc", None, error)
+    return DecodedImage(ref, pixels, width, height, "f.jpg", "sid", "abc", ground_truth, error)
 
 
 def _instance(class_id, score):
@@ -39,7 +44,7 @@ def _collect(rows):
     return tables
 
 
-def _run(decoded_batches, semantic, instance, check):
+def _run(decoded_batches, semantic, instance, check, evaluate=False):
     with TestPipeline() as p:
         inputs = {
             "decoded": p | "D" >> beam.Create(decoded_batches),
@@ -50,7 +55,10 @@ def _run(decoded_batches, semantic, instance, check):
         if instance is not None:
             inputs["instance"] = p | "Inst" >> beam.Create(instance)
         rows = inputs | AssembleTableRows(
-            NAMES, semantic_enabled=semantic is not None, instance_enabled=instance is not None
+            NAMES,
+            semantic_enabled=semantic is not None,
+            instance_enabled=instance is not None,
+            evaluate=evaluate,
         )
         assert_that(rows, lambda actual: check(_collect(actual)))
 
@@ -63,7 +71,9 @@ def test_good_image_gives_rows_in_every_table():
         assert [r["image_id"] for r in tables["images"]] == ["a"]
         assert tables["images"][0]["num_instances"] == 2
         assert "errors" not in tables
-        assert {(r["class_id"], r["class_name"], r["pixel_count"]) for r in tables["semantic_masks"]} == {
+        assert {
+            (r["class_id"], r["class_name"], r["pixel_count"]) for r in tables["semantic_masks"]
+        } == {
             (0, "sky", 6),
             (5, "vehicle", 2),
         }
@@ -102,7 +112,8 @@ def test_inference_error_wins_over_partial_results():
     instance = [InstanceResult("c", 2, 4, (_instance(5, 0.9),))]
 
     def check(tables):
-        assert "images" not in tables and "instances" not in tables
+        assert "images" not in tables
+        assert "instances" not in tables
         assert [r["error_type"] for r in tables["errors"]] == ["ResourceExhausted"]
 
     _run([(_decoded("c"),)], semantic, instance, check)
@@ -110,7 +121,9 @@ def test_inference_error_wins_over_partial_results():
 
 def test_missing_model_result_becomes_an_error_row():
     def check(tables):
-        assert [(r["image_id"], r["error_type"]) for r in tables["errors"]] == [("d", "MissingResult")]
+        assert [(r["image_id"], r["error_type"]) for r in tables["errors"]] == [
+            ("d", "MissingResult")
+        ]
 
     _run([(_decoded("d"),)], [], None, check)
 
@@ -129,3 +142,45 @@ def test_disabled_instance_model_gives_zero_instances():
 def test_inputs_must_match_enabled_models():
     with pytest.raises(ValueError, match="needs at least one enabled model"):
         AssembleTableRows(NAMES, semantic_enabled=False, instance_enabled=False)
+
+
+def _png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_evaluate_adds_metrics_and_ground_truth_rows():
+    # 2x4 image, all sky; one ground-truth vehicle... of zero predicted instances.
+    vehicle = np.zeros((2, 4), np.uint8)
+    vehicle[:, 3] = 1
+    truth = GroundTruth(_png(np.zeros((2, 4))), (_png(vehicle),), (5,))
+    sky_rle = coco_mask.encode(np.asfortranarray(np.ones((2, 4), np.uint8)))["counts"].decode()
+    semantic = [SemanticResult("g", 2, 4, (ClassMask(0, 8, sky_rle),))]
+    bad = GroundTruth(b"not a png", (), ())
+
+    def check(tables):
+        assert [r["image_id"] for r in tables["images"]] == ["g"]
+        metrics = {(r["class_id"], r["metric"]): r["value"] for r in tables["metrics"]}
+        assert metrics[(None, "pixel_accuracy")] == 1.0
+        assert metrics[(5, "missed_instances")] == 1.0
+        assert [(r["class_name"], r["area"]) for r in tables["ground_truth"]] == [("vehicle", 2)]
+        assert [(r["image_id"], r["error_type"]) for r in tables["errors"]] == [
+            ("h", "InvalidGroundTruth")
+        ]
+
+    semantic.append(SemanticResult("h", 2, 4, (ClassMask(0, 8, sky_rle),)))
+    instance = [InstanceResult("g", 2, 4, ()), InstanceResult("h", 2, 4, ())]
+    batch = (_decoded("g", ground_truth=truth), _decoded("h", ground_truth=bad))
+    _run([batch], semantic, instance, check, evaluate=True)
+
+
+def test_ground_truth_is_ignored_without_evaluate():
+    bad = GroundTruth(b"not a png", (), ())
+
+    def check(tables):
+        assert [r["image_id"] for r in tables["images"]] == ["i"]
+        assert "metrics" not in tables
+        assert "errors" not in tables
+
+    _run([(_decoded("i", ground_truth=bad),)], [SemanticResult("i", 2, 4, ())], None, check)
