@@ -74,8 +74,20 @@ def _summarize(outcome: RunOutcome) -> str:
     ]
     if outcome.evaluation is not None:
         lines += _evaluation_lines(outcome.evaluation)
+    lines += _metric_lines(outcome.metrics)
     lines.append(f"  manifest: {outcome.manifest_path}")
     return "\n".join(lines)
+
+
+def _metric_lines(metrics: dict | None) -> list[str]:
+    if metrics is None:
+        return ["  Beam metrics: not reported by this runner"]
+    lines = ["  Beam metrics:"]
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            value = f"n={value['count']} mean={value['mean']} min={value['min']} max={value['max']}"
+        lines.append(f"    {name} {value}")
+    return lines
 
 
 def _fmt(value: object) -> str:

@@ -22,8 +22,9 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.options import RunConfig
 from transforms.decode import DecodeImages
-from transforms.elements import WorkUnit
+from transforms.elements import UNIT_IMAGE_FILES, WorkUnit
 from transforms.instance import InstanceSegmentation
+from transforms.progress import ReportProgress
 from transforms.read import ReadShards
 from transforms.rows import AssembleTableRows
 from transforms.semantic import SemanticSegmentation
@@ -38,6 +39,13 @@ def output_shard_count(config: RunConfig, num_work_units: int) -> int:
     if config.num_output_shards:
         return config.num_output_shards
     return max(1, math.ceil(num_work_units / WORK_UNITS_PER_OUTPUT_SHARD))
+
+
+def known_total(units: Sequence[WorkUnit]) -> int | None:
+    """Records the run will read, when known before reading (image files only)."""
+    if all(unit.kind == UNIT_IMAGE_FILES for unit in units):
+        return sum(len(unit.paths) for unit in units)
+    return None
 
 
 def build_pipeline(
@@ -55,7 +63,11 @@ def build_pipeline(
         | "CreateWorkUnits" >> beam.Create(list(units))
         | "ReadShards" >> ReadShards(config.batch_size)
     )
-    decoded = read["batches"] | "DecodeImages" >> DecodeImages(config.max_image_pixels)
+    decoded = (
+        read["batches"]
+        | "DecodeImages" >> DecodeImages(config.max_image_pixels)
+        | "ReportProgress" >> ReportProgress(known_total(units))
+    )
     results = {"decoded": decoded, "summaries": read["summaries"]}
     if config.semantic_spec is not None:
         results["semantic"] = decoded | "SemanticSegmentation" >> SemanticSegmentation(

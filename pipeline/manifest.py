@@ -58,7 +58,7 @@ def build_manifest(
     ledger: Ledger,
     started: datetime.datetime,
     finished: datetime.datetime,
-    metrics: dict[str, int] | None,
+    metrics: dict[str, object] | None,
     runner: str,
     evaluation: dict[str, object] | None = None,
     tables: Mapping[str, TableStats] | None = None,

@@ -43,7 +43,7 @@ class RunOutcome:
     tables: dict[str, TableStats]
     duration_seconds: float
     runner: str
-    metrics: dict[str, int] | None
+    metrics: dict[str, object] | None
     evaluation: dict[str, object] | None = None
 
 
@@ -71,17 +71,31 @@ def check_error_budget(ledger: Ledger, max_error_fraction: float | None, tables_
     )
 
 
-def _counters(result: PipelineResult) -> dict[str, int] | None:
-    """The run's Beam counters, or None where the runner can't report them (Dask)."""
+def _beam_metrics(result: PipelineResult) -> dict[str, object] | None:
+    """The run's Beam counters and distributions, or None where the runner can't report them.
+
+    Counters map "namespace/name" to a total; distributions to count, mean, min and max.
+    Beam 2.77's DaskRunner raises NotImplementedError here.
+    """
     try:
-        counters = result.metrics().query()["counters"]
+        query = result.metrics().query()
     except NotImplementedError:
         return None
-    totals: dict[str, int] = {}
-    for counter in counters:
+    out: dict[str, object] = {}
+    for counter in query["counters"]:
         name = f"{counter.key.metric.namespace}/{counter.key.metric.name}"
-        totals[name] = totals.get(name, 0) + counter.committed
-    return dict(sorted(totals.items()))
+        out[name] = out.get(name, 0) + counter.committed
+    for dist in query["distributions"]:
+        name = f"{dist.key.metric.namespace}/{dist.key.metric.name}"
+        value = dist.committed
+        if value is not None and value.count:
+            out[name] = {
+                "count": value.count,
+                "mean": round(value.sum / value.count, 3),
+                "min": value.min,
+                "max": value.max,
+            }
+    return dict(sorted(out.items()))
 
 
 def run(argv: Sequence[str]) -> RunOutcome:
@@ -118,7 +132,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
     )
     tables = table_stats(run_dir.staging_dir, schemas.tables_for(config.evaluate))
     finished = utc_now()
-    metrics = _counters(result)
+    metrics = _beam_metrics(result)
     manifest = build_manifest(
         run_id=run_dir.run_id,
         config=config,
