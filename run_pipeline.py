@@ -64,7 +64,8 @@ def _summarize(outcome: RunOutcome) -> str:
         f"segbeam: wrote {outcome.output_dir} in {outcome.duration_seconds:.1f} s "
         f"on {outcome.runner}",
         f"  records read {ledger.records_read} from {ledger.input_files} files: "
-        f"{ledger.images} images, {ledger.errors} errors",
+        f"{ledger.images} images, {ledger.errors} errors"
+        + (f", {ledger.skipped} skipped (done in earlier runs)" if ledger.skipped else ""),
     ]
     lines += [f"  errors: {n} x {kind}" for kind, n in sorted(ledger.errors_by_type.items())]
     lines.append("  tables:")

@@ -28,6 +28,7 @@ from transforms.progress import ReportProgress
 from transforms.read import ReadShards
 from transforms.rows import AssembleTableRows
 from transforms.semantic import SemanticSegmentation
+from transforms.skip import SkipKnownImages
 from transforms.write import WriteTables
 
 # Work units per output file when --num_output_shards is 0 (automatic).
@@ -49,9 +50,16 @@ def known_total(units: Sequence[WorkUnit]) -> int | None:
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, config: RunConfig, units: Sequence[WorkUnit], tables_dir: str
+    pipeline: beam.Pipeline,
+    config: RunConfig,
+    units: Sequence[WorkUnit],
+    tables_dir: str,
+    known_hashes: frozenset[str] = frozenset(),
 ) -> beam.PCollection:
     """Adds segbeam's transforms to `pipeline`; tables are written under `tables_dir`.
+
+    `known_hashes` (with --skip_existing) are content hashes of images that earlier
+    runs processed: those records are skipped before decoding.
 
     Returns:
       The PCollection of `WrittenFile`s, one per Parquet file committed.
@@ -63,8 +71,13 @@ def build_pipeline(
         | "CreateWorkUnits" >> beam.Create(list(units))
         | "ReadShards" >> ReadShards(config.batch_size)
     )
+    batches = read["batches"]
+    extra_rows = []
+    if config.skip_existing:
+        skip = batches | "SkipKnownImages" >> SkipKnownImages(known_hashes)
+        batches, extra_rows = skip["batches"], [skip["skipped"]]
     decoded = (
-        read["batches"]
+        batches
         | "DecodeImages" >> DecodeImages(config.max_image_pixels)
         | "ReportProgress" >> ReportProgress(known_total(units))
     )
@@ -83,6 +96,9 @@ def build_pipeline(
         instance_enabled=config.instance_spec is not None,
         evaluate=config.evaluate,
     )
+    if extra_rows:
+        rows = [rows, *extra_rows] | "FlattenSkipped" >> beam.Flatten()
+    tables = schemas.tables_for(config.evaluate, bool(config.skip_existing))
     return rows | "WriteTables" >> WriteTables(
-        tables_dir, output_shard_count(config, len(units)), schemas.tables_for(config.evaluate)
+        tables_dir, output_shard_count(config, len(units)), tables
     )

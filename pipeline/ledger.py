@@ -1,5 +1,8 @@
 """The ledger: every record read is in exactly one of `images` or `errors`.
 
+(With --skip_existing, a record whose image an earlier run processed is in
+`skipped` instead: exactly one of the three.)
+
 Checked by the driver after the pipeline finishes, from the Parquet files the
 run actually wrote (not from runner metrics, which some runners don't report):
 the `shards` table says how many records each input file yielded, and
@@ -35,6 +38,7 @@ class Ledger:
     records_read: int
     images: int
     errors: int
+    skipped: int  # Records an earlier run already processed (--skip_existing).
     errors_by_stage: dict[str, int]
     errors_by_type: dict[str, int]
 
@@ -44,7 +48,7 @@ class Ledger:
 
 def read_table(tables_dir: str, table: str, columns: Iterable[str] | None = None) -> pa.Table:
     """Reads every part file of `table` under `tables_dir` (any FileSystems URL)."""
-    schema = schemas.tables_for(evaluate=True)[table]
+    schema = schemas.ALL_TABLES[table]
     wanted = list(columns) if columns is not None else schema.names
     parts = []
     for path in _parquet_files(tables_dir, table):
@@ -75,6 +79,7 @@ def check_ledger(tables_dir: str, planned_sources: Iterable[str]) -> Ledger:
     shards = read_table(tables_dir, "shards").to_pylist()
     images = read_table(tables_dir, "images", ["image_id", "source"])
     errors = read_table(tables_dir, "errors", ["image_id", "source", "stage", "error_type"])
+    skipped = read_table(tables_dir, "skipped", ["image_id", "source"])
     problems = []
 
     planned = set(planned_sources)
@@ -91,6 +96,7 @@ def check_ledger(tables_dir: str, planned_sources: Iterable[str]) -> Ledger:
         expected[row["source"]] += row["num_records"]
     found = collections.Counter(images.column("source").to_pylist())
     found.update(errors.column("source").to_pylist())
+    found.update(skipped.column("source").to_pylist())
     mismatched = sorted(s for s in set(expected) | set(found) if expected[s] != found[s])
     if mismatched:
         examples = ", ".join(f"{s}: read {expected[s]}, tables {found[s]}" for s in mismatched[:3])
@@ -98,6 +104,7 @@ def check_ledger(tables_dir: str, planned_sources: Iterable[str]) -> Ledger:
 
     ids = images.column("image_id").to_pylist()
     ids += [i for i in errors.column("image_id").to_pylist() if i is not None]
+    ids += skipped.column("image_id").to_pylist()
     duplicated = [i for i, n in collections.Counter(ids).items() if n > 1]
     if duplicated:
         problems.append(f"{len(duplicated)} image ids appear twice, e.g. {duplicated[:3]}")
@@ -114,6 +121,7 @@ def check_ledger(tables_dir: str, planned_sources: Iterable[str]) -> Ledger:
         records_read=sum(expected.values()),
         images=images.num_rows,
         errors=errors.num_rows,
+        skipped=skipped.num_rows,
         errors_by_stage=dict(collections.Counter(errors.column("stage").to_pylist())),
         errors_by_type=dict(collections.Counter(errors.column("error_type").to_pylist())),
     )

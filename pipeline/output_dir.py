@@ -68,7 +68,7 @@ class RunDirectory:
         A table directory of an earlier run that this run doesn't write (e.g.
         `metrics` after a run without --evaluate) is removed, so no stale table survives.
         """
-        for stale in set(schemas.tables_for(evaluate=True)) - set(tables):
+        for stale in set(schemas.ALL_TABLES) - set(tables):
             delete_files(list_files(join(self.output_dir, stale)))
         for table in tables:
             staged = [

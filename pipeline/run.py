@@ -27,6 +27,7 @@ from pipeline.ledger import Ledger, LedgerError, TableStats, check_ledger, table
 from pipeline.manifest import build_manifest, utc_now
 from pipeline.options import RunConfig
 from pipeline.output_dir import RunDirectory
+from pipeline.previous_runs import known_image_hashes
 from pipeline.runners import resolve_runner, runner_name
 from transforms.atomic_files import join
 
@@ -110,13 +111,18 @@ def run(argv: Sequence[str]) -> RunOutcome:
     options = PipelineOptions(list(argv))
     config = RunConfig.from_options(options)
     units = plan_work_units(config.input_patterns, config.batch_size)
+    known_hashes = (
+        known_image_hashes(config.skip_existing, exclude=config.output_dir)
+        if config.skip_existing
+        else frozenset()
+    )
     run_dir = RunDirectory(config.output_dir, uuid.uuid4().hex[:12])
     started = utc_now()
     run_dir.prepare()
 
     runner = resolve_runner(options, len(units))
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(pipeline, config, units, run_dir.staging_dir)
+    build_pipeline(pipeline, config, units, run_dir.staging_dir, known_hashes)
     _LOGGER.info("Running %d work units on %s", len(units), runner_name(runner))
     result = pipeline.run()
     state = result.wait_until_finish()
@@ -130,7 +136,9 @@ def run(argv: Sequence[str]) -> RunOutcome:
         if config.evaluate
         else None
     )
-    tables = table_stats(run_dir.staging_dir, schemas.tables_for(config.evaluate))
+    tables = table_stats(
+        run_dir.staging_dir, schemas.tables_for(config.evaluate, bool(config.skip_existing))
+    )
     finished = utc_now()
     metrics = _beam_metrics(result)
     manifest = build_manifest(

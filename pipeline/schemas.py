@@ -129,7 +129,24 @@ TABLES: dict[str, pa.Schema] = {
 
 EVALUATION_TABLES: dict[str, pa.Schema] = {"metrics": METRICS, "ground_truth": GROUND_TRUTH}
 
+# --skip_existing: records whose encoded image an earlier run already processed.
+SKIPPED = pa.schema(
+    [
+        _required("source", pa.string()),
+        _required("record_index", pa.int64()),
+        _required("image_id", pa.string()),
+        _required("content_sha256", pa.string()),
+    ]
+)
+INCREMENTAL_TABLES: dict[str, pa.Schema] = {"skipped": SKIPPED}
+ALL_TABLES: dict[str, pa.Schema] = {**TABLES, **EVALUATION_TABLES, **INCREMENTAL_TABLES}
 
-def tables_for(evaluate: bool) -> dict[str, pa.Schema]:
-    """The tables a run writes: the core ones, plus the evaluation ones with --evaluate."""
-    return {**TABLES, **EVALUATION_TABLES} if evaluate else dict(TABLES)
+
+def tables_for(evaluate: bool, skip_existing: bool = False) -> dict[str, pa.Schema]:
+    """The tables a run writes: the core ones, plus those of --evaluate and --skip_existing."""
+    tables = dict(TABLES)
+    if evaluate:
+        tables.update(EVALUATION_TABLES)
+    if skip_existing:
+        tables.update(INCREMENTAL_TABLES)
+    return tables

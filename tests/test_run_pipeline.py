@@ -185,7 +185,10 @@ def test_rles_decode_to_exactly_the_models_predictions(run_dir, shards):
             assert row["area"] == int(expected.sum())
             ys, xs = np.nonzero(expected)
             assert (row["bbox_x"], row["bbox_y"]) == (xs.min(), ys.min())
-            assert (row["bbox_w"], row["bbox_h"]) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            assert (row["bbox_w"], row["bbox_h"]) == (
+                xs.max() - xs.min() + 1,
+                ys.max() - ys.min() + 1,
+            )
 
 
 def test_rerun_into_same_output_gives_same_rows_and_no_stale_files(run_dir, shards):
@@ -231,14 +234,19 @@ def test_multiprocessing_direct_runner_gives_the_same_rows(run_dir, shards, tmp_
 
 def test_bad_options_fail_before_any_work(tmp_path):
     completed = _run_cli(
-        "--input", str(tmp_path / "nothing-*.tfrecord"), "--output", str(tmp_path / "o"), check=False
+        "--input",
+        str(tmp_path / "nothing-*.tfrecord"),
+        "--output",
+        str(tmp_path / "o"),
+        check=False,
     )
     assert completed.returncode == 2
     assert "matches no file" in completed.stderr or "matched no file" in completed.stderr
     assert not (tmp_path / "o").exists()
 
     completed = _run_cli("--batch_size", "0", "--output", str(tmp_path / "o"), check=False)
-    assert completed.returncode == 2 and "--batch_size must be >= 1" in completed.stderr
+    assert completed.returncode == 2
+    assert "--batch_size must be >= 1" in completed.stderr
 
 
 def test_help_lists_options_with_defaults():
@@ -247,3 +255,23 @@ def test_help_lists_options_with_defaults():
         assert flag in completed.stdout
     assert "--direct_num_workers" in completed.stdout
     assert "Default: 8" in completed.stdout
+
+
+def test_incremental_rerun_skips_everything_already_done(run_dir, shards, tmp_path):
+    directory, _ = shards
+    output = tmp_path / "next-night"
+    completed = _run_cli(
+        "--input",
+        f"{directory}/*.tfrecord",
+        "--output",
+        str(output),
+        "--skip_existing",
+        f"{run_dir.parent}/*",
+    )
+    assert "0 images, 0 errors, 8 skipped" in completed.stdout, completed.stdout
+    skipped = _table(output, "skipped")
+    assert sorted(skipped.column("image_id").to_pylist()) == sorted(
+        _table(run_dir, "images").column("image_id").to_pylist()
+    )
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["ledger"]["skipped"] == NUM_GOOD

@@ -118,7 +118,7 @@ class WriteTables(beam.PTransform):
         super().__init__()
         if num_shards < 1:
             raise ValueError(f"WriteTables needs num_shards >= 1, got {num_shards}.")
-        known = schemas.tables_for(evaluate=True)
+        known = schemas.ALL_TABLES
         unknown = set(tables) - set(known)
         if unknown:
             raise ValueError(f"Unknown tables {sorted(unknown)}; known: {sorted(known)}.")
