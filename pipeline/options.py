@@ -34,8 +34,17 @@ class SegbeamOptions(PipelineOptions):
             "--input",
             default=None,
             help="Comma-separated file patterns (local paths or FileSystems URLs such as gs://) "
-            "of TFRecord shards (*.tfrecord) or image files. Default: the bundled sample shards "
-            f"({SAMPLE_INPUT}).",
+            "of TFRecord shards (*.tfrecord) or image files, and/or prepared TensorFlow Datasets "
+            "splits as tfds:NAME[/CONFIG][:VERSION]:SPLIT (see --tfds_data_dir). Default: the "
+            f"bundled sample shards ({SAMPLE_INPUT}).",
+        )
+        parser.add_argument(
+            "--tfds_data_dir",
+            default=None,
+            help="TFDS data directory holding the prepared datasets that tfds: inputs name "
+            "(segbeam never downloads; prepare them first, e.g. python -m "
+            "models.tfds_street_scenes --data_dir DIR). Default: TFDS's own "
+            "($TFDS_DATA_DIR or ~/tensorflow_datasets).",
         )
         parser.add_argument(
             "--output",
@@ -84,6 +93,14 @@ class SegbeamOptions(PipelineOptions):
             "guard), before decoding. Default: %(default)s",
         )
         parser.add_argument(
+            "--skip_existing",
+            default=None,
+            help="Comma-separated earlier run directories (globs allowed, e.g. 'runs/*'): "
+            "records whose encoded image (by SHA-256) is in their images tables are skipped "
+            "and listed in a skipped table. Runs without _SUCCESS and --output itself are "
+            "ignored. Default: process everything.",
+        )
+        parser.add_argument(
             "--evaluate",
             action="store_true",
             default=False,
@@ -115,6 +132,8 @@ class RunConfig:
     max_image_pixels: int
     max_error_fraction: float | None = None  # None: any number of errors is accepted.
     evaluate: bool = False
+    skip_existing: tuple[str, ...] = ()  # Earlier run directories (globs) for --skip_existing.
+    tfds_data_dir: str | None = None  # None: TFDS's default data directory.
 
     def __post_init__(self) -> None:
         if not self.input_patterns:
@@ -157,6 +176,8 @@ class RunConfig:
             max_image_pixels=opts.max_image_pixels,
             max_error_fraction=opts.max_error_fraction,
             evaluate=opts.evaluate,
+            skip_existing=split_patterns(opts.skip_existing) if opts.skip_existing else (),
+            tfds_data_dir=opts.tfds_data_dir,
         )
 
     def class_names(self) -> Mapping[int, str]:
@@ -192,4 +213,6 @@ class RunConfig:
             "max_image_pixels": self.max_image_pixels,
             "max_error_fraction": self.max_error_fraction,
             "evaluate": self.evaluate,
+            "skip_existing": list(self.skip_existing),
+            "tfds_data_dir": self.tfds_data_dir,
         }
