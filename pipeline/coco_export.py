@@ -23,10 +23,8 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipeline.ledger import read_table
-from pipeline.report_data import read_class_names
+from pipeline.report_data import has_table, read_class_names
 from transforms.atomic_files import join, write_bytes_atomically
 
 CATEGORY_ID_OFFSET = 1
@@ -59,7 +57,7 @@ def export_coco(output_dir: str) -> CocoExport:
     Raises:
       FileNotFoundError: if `output_dir` has no images table.
     """
-    if not FileSystems.exists(join(output_dir, "images")):
+    if not has_table(output_dir, "images"):
         raise FileNotFoundError(
             f"{output_dir} holds no segbeam run (no images table); pass the --output "
             "directory of a finished run: python run_pipeline.py --output DIR"

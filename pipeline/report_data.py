@@ -16,12 +16,13 @@ from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.ledger import read_table
 from pipeline.output_dir import MANIFEST, SUCCESS_MARKER
-from transforms.atomic_files import join
+from transforms.atomic_files import join, list_files
 from transforms.elements import ClassMask, Instance
 
 DEFAULT_GALLERY_SIZE = 12
@@ -31,6 +32,15 @@ MAX_INSTANCE_BIN = 30
 # Scores are float32 in the tables: 0.9 is stored as 0.89999998. Rounding
 # before binning puts such values in the bin a person expects.
 _SCORE_DECIMALS = 6
+_IMAGE_COLUMNS = [
+    "image_id",
+    "source",
+    "record_index",
+    "width",
+    "height",
+    "filename",
+    "num_instances",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +117,7 @@ def load_report_data(output_dir: str, gallery_size: int = DEFAULT_GALLERY_SIZE) 
       FileNotFoundError: if `output_dir` holds neither tables nor a manifest.
     """
     manifest, notes = _read_manifest(output_dir)
-    if manifest is None and not FileSystems.exists(join(output_dir, "images")):
+    if manifest is None and not has_table(output_dir, "images"):
         raise FileNotFoundError(
             f"{output_dir} holds no segbeam run (no manifest.json, no images/ table); "
             "pass the --output directory of a run: python run_pipeline.py --output DIR"
@@ -119,7 +129,7 @@ def load_report_data(output_dir: str, gallery_size: int = DEFAULT_GALLERY_SIZE) 
             "incomplete or left over from an earlier run."
         )
     images = read_table(output_dir, "images", _IMAGE_COLUMNS)
-    instances = read_table(output_dir, "instances", ["class_id", "class_name", "score"])
+    instances = read_table(output_dir, "instances", ["class_id", "score"])
     errors = read_table(output_dir, "errors")
     total_pixels = _total_pixels(images)
     return ReportData(
@@ -141,15 +151,13 @@ def load_report_data(output_dir: str, gallery_size: int = DEFAULT_GALLERY_SIZE) 
     )
 
 
-_IMAGE_COLUMNS = [
-    "image_id",
-    "source",
-    "record_index",
-    "width",
-    "height",
-    "filename",
-    "num_instances",
-]
+def has_table(output_dir: str, table: str) -> bool:
+    """Whether `output_dir` holds Parquet files of `table`.
+
+    Matched by glob rather than by checking the folder, because object stores
+    (gs://, s3://) have no folders, only files under a prefix.
+    """
+    return any(path.endswith(".parquet") for path in list_files(join(output_dir, table)))
 
 
 def _read_manifest(output_dir: str) -> tuple[Mapping[str, object] | None, list[str]]:
@@ -289,7 +297,9 @@ def load_predictions(output_dir: str, image_ids: Sequence[str]) -> dict[str, Ima
 
     Every id in `image_ids` gets an entry, empty if a model found nothing in it.
     """
-    wanted = pa.array(list(image_ids), type=pa.string())
+    wanted = list(image_ids)
+    if not wanted:
+        return {}
     semantic = _rows_of(output_dir, "semantic_masks", ["image_id", *ClassMask._fields], wanted)
     instances = _rows_of(output_dir, "instances", ["image_id", *_INSTANCE_FIELDS], wanted)
     masks_by_image: dict[str, list[ClassMask]] = collections.defaultdict(list)
@@ -308,7 +318,20 @@ def load_predictions(output_dir: str, image_ids: Sequence[str]) -> dict[str, Ima
 
 
 def _rows_of(
-    output_dir: str, table: str, columns: Sequence[str], image_ids: pa.Array
+    output_dir: str, table: str, columns: Sequence[str], image_ids: Sequence[str]
 ) -> list[dict[str, object]]:
-    rows = read_table(output_dir, table, columns)
-    return rows.filter(pc.is_in(rows["image_id"], value_set=image_ids)).to_pylist()
+    """The rows of `table` whose image_id is in `image_ids`.
+
+    Filtered while reading, part file by part file, so that only the wanted
+    images' RLE strings are ever held in memory, not the whole table's.
+    """
+    rows: list[dict[str, object]] = []
+    for path in list_files(join(output_dir, table)):
+        if not path.endswith(".parquet"):
+            continue
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            part = pq.read_table(
+                handle, columns=list(columns), filters=[("image_id", "in", image_ids)]
+            )
+        rows.extend(part.to_pylist())
+    return rows

@@ -10,11 +10,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from pipeline.report_charts import Bar, histogram_chart, horizontal_bar_chart
 from pipeline.report_data import ClassStats, ErrorKind, GalleryImage, ReportData
+from pipeline.report_manifest_html import (
+    evaluation_section,
+    ledger_section,
+    run_section,
+    versions_section,
+)
 from pipeline.report_palette import (
     HISTOGRAM_INSTANCES,
     HISTOGRAM_SCORES,
@@ -46,7 +51,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: 14px; height: 14px; vertical-align: -2px;
   margin-right: 4px; border: 1px solid #0003; }
 .legend span.item { margin-right: 14px; white-space: nowrap; }
-.gallery { display: grid; grid-template-columns: repeat(2, 1fr); gap: 12px; }
+.gallery { display: grid; grid-template-columns: repeat(2, 1fr); gap: 12px; align-items: start; }
 .gallery figure { margin: 0; background: #fff; border: 1px solid #dde; border-radius: 6px;
   padding: 6px; }
 .gallery img { max-width: 100%; max-height: 440px; width: auto; height: auto; display: block;
@@ -72,13 +77,14 @@ def render_report_html(data: ReportData, gallery: Sequence[GalleryOverlay]) -> s
     """The whole report page for one run."""
     sections = [
         _header(data),
-        _run_section(data),
-        _ledger_section(data),
+        run_section(data),
+        ledger_section(data.manifest),
+        evaluation_section(data.manifest),
         _classes_section(data.classes),
         _distributions_section(data),
         _errors_section(data.errors),
         _gallery_section(data.classes, gallery),
-        _versions_section(data.manifest),
+        versions_section(data.manifest),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -92,16 +98,6 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _get(mapping: object, *keys: str) -> object:
-    """mapping[k1][k2]..., or None where any level is missing (older or partial manifests)."""
-    value = mapping
-    for key in keys:
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 def _header(data: ReportData) -> str:
     status = (
         '<span class="ok">succeeded</span>'
@@ -113,89 +109,6 @@ def _header(data: ReportData) -> str:
         f"<h1>segbeam run report</h1>"
         f'<p class="sub">{_e(data.output_dir)} &middot; status: {status}</p>{notes}'
     )
-
-
-def _card(label: str, value: object) -> str:
-    shown = "&ndash;" if value is None else _e(value)
-    return (
-        f'<div class="card"><div class="stat">{shown}</div>'
-        f'<div class="label">{_e(label)}</div></div>'
-    )
-
-
-def _run_section(data: ReportData) -> str:
-    manifest = data.manifest
-    if manifest is None:
-        return "<h2>Run</h2><p>No manifest.json: run details are unavailable.</p>"
-    duration = _get(manifest, "duration_seconds")
-    cards = [
-        _card("images", data.num_images),
-        _card("instances", data.num_instances),
-        _card("errors", data.num_errors),
-        _card("duration (s)", duration),
-        _card("images / s", _get(manifest, "images_per_second")),
-    ]
-    facts = [
-        ("Run id", _get(manifest, "run_id")),
-        ("Runner", _get(manifest, "runner")),
-        ("Started", _get(manifest, "started_at")),
-        ("Finished", _get(manifest, "finished_at")),
-        ("Input patterns", _join(_get(manifest, "config", "input_patterns"))),
-        ("Semantic model", _model_text(_get(manifest, "models", "semantic"))),
-        ("Instance model", _model_text(_get(manifest, "models", "instance"))),
-        ("Batch size", _get(manifest, "config", "batch_size")),
-        ("Score threshold", _get(manifest, "config", "score_threshold")),
-    ]
-    rows = "".join(
-        f"<tr><th>{_e(k)}</th><td>{'&ndash;' if v is None else _e(v)}</td></tr>" for k, v in facts
-    )
-    full = html.escape(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    return (
-        f'<h2>Run</h2><div class="cards">{"".join(cards)}</div>'
-        f'<table style="margin-top:12px">{rows}</table>'
-        f"<details><summary>manifest.json</summary><pre>{full}</pre></details>"
-    )
-
-
-def _join(values: object) -> str | None:
-    return ", ".join(str(v) for v in values) if isinstance(values, list) else None
-
-
-def _model_text(entry: object) -> str:
-    if entry is None:
-        return "none (switched off)"
-    spec = _get(entry, "spec")
-    fingerprint = _get(entry, "fingerprint")
-    where = _get(spec, "source") or _get(spec, "path")
-    kind = _get(spec, "format")
-    parts = [str(p) for p in (kind, where) if p]
-    if fingerprint:
-        parts.append(f"fingerprint {str(fingerprint)[:12]}")
-    return ", ".join(parts) or "unknown"
-
-
-def _ledger_section(data: ReportData) -> str:
-    ledger = _get(data.manifest, "ledger")
-    if not isinstance(ledger, Mapping):
-        return "<h2>Ledger</h2><p>No ledger in the manifest.</p>"
-    read = ledger.get("records_read")
-    balanced = read == (ledger.get("images", 0) or 0) + (ledger.get("errors", 0) or 0)
-    verdict = '<span class="ok">balanced</span>' if balanced else '<span class="bad">off</span>'
-    summary = (
-        f"<p>{_e(ledger.get('input_files'))} input files, {_e(read)} records read = "
-        f"{_e(ledger.get('images'))} images + {_e(ledger.get('errors'))} errors: {verdict}.</p>"
-    )
-    rows, files, sizes = (ledger.get(k) or {} for k in ("table_rows", "table_files", "table_bytes"))
-    body = "".join(
-        f'<tr><td>{_e(t)}</td><td class="num">{_e(rows.get(t))}</td>'
-        f'<td class="num">{_e(files.get(t))}</td><td class="num">{_e(sizes.get(t))}</td></tr>'
-        for t in rows
-    )
-    table = (
-        '<table><tr><th>table</th><th class="num">rows</th><th class="num">files</th>'
-        f'<th class="num">bytes</th></tr>{body}</table>'
-    )
-    return f"<h2>Ledger</h2>{summary}{table}"
 
 
 def _classes_section(classes: Sequence[ClassStats]) -> str:
@@ -224,6 +137,8 @@ def _classes_section(classes: Sequence[ClassStats]) -> str:
     table = (
         '<table style="margin-top:12px"><tr><th>id</th><th>class</th><th class="num">pixels</th>'
         f'<th class="num">pixel share</th><th class="num">instances</th></tr>{rows}</table>'
+        if classes
+        else ""
     )
     return (
         '<h2>Classes</h2><div class="cards">'
@@ -303,11 +218,3 @@ def _figure(entry: GalleryOverlay) -> str:
         f"{image.num_instances} instances<br>{_e(image.image_id)}"
         f"</figcaption>{note}</figure>"
     )
-
-
-def _versions_section(manifest: Mapping[str, object] | None) -> str:
-    versions = _get(manifest, "library_versions")
-    if not isinstance(versions, Mapping):
-        return ""
-    text = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sorted(versions.items()))
-    return f'<h2>Versions</h2><p class="sub">{text}</p>'
