@@ -22,6 +22,7 @@ RUNTIME_REQUIREMENTS = [
 TEST_REQUIREMENTS = [
     "pytest==9.2.0",
     "duckdb==2.0.1",
+    "pandas==2.2.3",  # Beam 2.77 supports pandas < 2.4.
     "ruff==0.17.6",
 ]
 
@@ -30,7 +31,9 @@ setuptools.setup(
     version="0.1.0",
     description="Semantic and instance segmentation of image shards on Apache Beam, to Parquet.",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "models", "models.*"]),
+    packages=setuptools.find_packages(
+        include=["pipeline", "pipeline.*", "transforms", "transforms.*", "models", "models.*"]
+    ),
     py_modules=["run_pipeline"],
     include_package_data=True,
     package_data={"models": ["bundled/**/*", "sample/*"]},

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.tfds_inputs import is_tfds_pattern, plan_tfds_units
 from transforms.elements import UNIT_IMAGE_FILES, UNIT_TFRECORD, WorkUnit
 
 # `train.tfrecord`, `val.tfrecords`, `x.tfrec`, `coco.record`, each optionally
@@ -47,16 +48,22 @@ def is_tfrecord_path(path: str) -> bool:
     return _TFRECORD_NAME.search(path.rstrip("/")) is not None
 
 
-def plan_work_units(patterns: Sequence[str], batch_size: int) -> tuple[WorkUnit, ...]:
+def plan_work_units(
+    patterns: Sequence[str], batch_size: int, tfds_data_dir: str | None = None
+) -> tuple[WorkUnit, ...]:
     """Matches the input patterns and groups the files into work units.
 
     Every TFRecord shard becomes its own unit; all other files are image files,
-    grouped `batch_size` per unit. Units are in a deterministic order: TFRecord
-    shards sorted by path, then image-file groups in sorted path order.
+    grouped `batch_size` per unit; every shard file of a `tfds:` input's split
+    is its own unit (see `pipeline.tfds_inputs`). Units are in a deterministic
+    order: TFRecord shards sorted by path, then image-file groups in sorted path
+    order, then TFDS shards in pattern and file order.
 
     Args:
-      patterns: Paths or globs, local or any Beam FileSystems URL (gs://, s3://, ...).
+      patterns: Paths or globs, local or any Beam FileSystems URL (gs://, s3://, ...),
+        or `tfds:NAME[/CONFIG][:VERSION]:SPLIT` inputs.
       batch_size: How many image files go into one unit; >= 1.
+      tfds_data_dir: Where `tfds:` inputs are prepared; None for TFDS's default.
 
     Returns:
       The work units; every matched file appears in exactly one of them.
@@ -69,14 +76,16 @@ def plan_work_units(patterns: Sequence[str], batch_size: int) -> tuple[WorkUnit,
         raise ValueError(f"batch_size must be >= 1, got {batch_size}; pass --batch_size=8 or so")
     if not patterns:
         raise ValueError("no input patterns given; pass --input=<path or glob>[,<more>]")
-    paths = sorted({path for pattern in patterns for path in _match_files(pattern)})
+    file_patterns = [pattern for pattern in patterns if not is_tfds_pattern(pattern)]
+    paths = sorted({path for pattern in file_patterns for path in _match_files(pattern)})
     shards = [WorkUnit(UNIT_TFRECORD, (path,)) for path in paths if is_tfrecord_path(path)]
     images = [path for path in paths if not is_tfrecord_path(path)]
     groups = [
         WorkUnit(UNIT_IMAGE_FILES, tuple(images[start : start + batch_size]))
         for start in range(0, len(images), batch_size)
     ]
-    return (*shards, *groups)
+    tfds_units = plan_tfds_units([p for p in patterns if is_tfds_pattern(p)], tfds_data_dir)
+    return (*shards, *groups, *tfds_units)
 
 
 def _match_files(pattern: str) -> list[str]:

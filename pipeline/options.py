@@ -101,6 +101,13 @@ class SegbeamOptions(PipelineOptions):
             "ignored. Default: process everything.",
         )
         parser.add_argument(
+            "--report",
+            action="store_true",
+            default=False,
+            help="After a successful run, write <output>/report.html (charts, errors, overlay "
+            "gallery) as `run_pipeline.py report --output DIR` does. Default: off.",
+        )
+        parser.add_argument(
             "--evaluate",
             action="store_true",
             default=False,
@@ -132,6 +139,7 @@ class RunConfig:
     max_image_pixels: int
     max_error_fraction: float | None = None  # None: any number of errors is accepted.
     evaluate: bool = False
+    report: bool = False
     skip_existing: tuple[str, ...] = ()  # Earlier run directories (globs) for --skip_existing.
     tfds_data_dir: str | None = None  # None: TFDS's default data directory.
 
@@ -176,6 +184,7 @@ class RunConfig:
             max_image_pixels=opts.max_image_pixels,
             max_error_fraction=opts.max_error_fraction,
             evaluate=opts.evaluate,
+            report=opts.report,
             skip_existing=split_patterns(opts.skip_existing) if opts.skip_existing else (),
             tfds_data_dir=opts.tfds_data_dir,
         )
@@ -213,6 +222,7 @@ class RunConfig:
             "max_image_pixels": self.max_image_pixels,
             "max_error_fraction": self.max_error_fraction,
             "evaluate": self.evaluate,
+            "report": self.report,
             "skip_existing": list(self.skip_existing),
             "tfds_data_dir": self.tfds_data_dir,
         }

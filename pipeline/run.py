@@ -28,6 +28,7 @@ from pipeline.manifest import build_manifest, utc_now
 from pipeline.options import RunConfig
 from pipeline.output_dir import RunDirectory
 from pipeline.previous_runs import known_image_hashes
+from pipeline.report import write_report
 from pipeline.runners import resolve_runner, runner_name
 from transforms.atomic_files import join
 
@@ -110,7 +111,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
     """
     options = PipelineOptions(list(argv))
     config = RunConfig.from_options(options)
-    units = plan_work_units(config.input_patterns, config.batch_size)
+    units = plan_work_units(config.input_patterns, config.batch_size, config.tfds_data_dir)
     known_hashes = (
         known_image_hashes(config.skip_existing, exclude=config.output_dir)
         if config.skip_existing
@@ -155,6 +156,8 @@ def run(argv: Sequence[str]) -> RunOutcome:
         tables=tables,
     )
     run_dir.commit(manifest, tuple(tables))
+    if config.report:
+        write_report(config.output_dir)
     return RunOutcome(
         output_dir=config.output_dir,
         manifest_path=run_dir.manifest_path,

@@ -28,6 +28,7 @@ STAGES = (STAGE_READ, STAGE_DECODE, STAGE_INFER, STAGE_ENCODE, STAGE_WRITE)
 # Kinds of work unit.
 UNIT_TFRECORD = "tfrecord"
 UNIT_IMAGE_FILES = "image_files"
+UNIT_TFDS = "tfds"
 
 
 def make_image_id(source: str, record_index: int) -> str:
@@ -51,15 +52,41 @@ class StageError(NamedTuple):
     message: str  # What was wrong, for a person.
 
 
+class TfdsFeatureKeys(NamedTuple):
+    """Which features of a TFDS dataset become segbeam's record fields (None: absent)."""
+
+    image: str  # Top-level Image feature, read still encoded: EncodedImage.encoded.
+    filename: str | None  # Top-level Text feature: EncodedImage.filename.
+    source_id: str | None  # Top-level Text or integer feature: EncodedImage.source_id.
+    semantic: str | None  # Top-level 1-channel Image (PNG): GroundTruth.semantic_png.
+    objects: str | None  # Sequence feature holding one entry per instance.
+    object_mask: str | None  # Its 1-channel Image (PNG): GroundTruth.instance_mask_pngs.
+    object_label: str | None  # Its ClassLabel or integer: GroundTruth.instance_class_ids.
+
+
+class TfdsShard(NamedTuple):
+    """One file of a prepared TFDS split, read with TFDS's own reader."""
+
+    dataset_dir: str  # The prepared dataset, DATA_DIR/NAME[/CONFIG]/VERSION.
+    file: str  # The shard file's path, inside `dataset_dir`.
+    split: str  # e.g. "test".
+    start: int  # The shard's first example, as a 0-based index into the whole split.
+    num_examples: int  # Examples in the shard.
+    features: TfdsFeatureKeys
+
+
 class WorkUnit(NamedTuple):
     """One unit of reading work, made by the driver before the pipeline starts.
 
     A TFRecord shard is one unit (`paths` has one element); image files matched
-    by a glob are grouped `batch_size` at a time (`paths` holds them all).
+    by a glob are grouped `batch_size` at a time (`paths` holds them all). A
+    TFDS shard file is one unit: `paths` holds its `tfds://` source URI and
+    `tfds` says how to read it.
     """
 
-    kind: str  # UNIT_TFRECORD or UNIT_IMAGE_FILES.
+    kind: str  # UNIT_TFRECORD, UNIT_IMAGE_FILES or UNIT_TFDS.
     paths: tuple[str, ...]
+    tfds: TfdsShard | None = None  # Set exactly for UNIT_TFDS.
 
 
 class GroundTruth(NamedTuple):

@@ -17,6 +17,7 @@ from apache_beam.metrics import Metrics
 from transforms.elements import (
     STAGE_READ,
     UNIT_IMAGE_FILES,
+    UNIT_TFDS,
     UNIT_TFRECORD,
     EncodedBatch,
     EncodedImage,
@@ -27,6 +28,7 @@ from transforms.elements import (
     make_image_id,
 )
 from transforms.example_parsing import parse_example
+from transforms.read_tfds import read_tfds_shard
 from transforms.tfrecord_reader import TFRecordFrame, TFRecordFrameReader
 
 _METRICS_NAMESPACE = "segbeam"
@@ -38,7 +40,7 @@ _ReadItem = EncodedImage | ShardSummary
 
 
 class ReadShards(beam.PTransform):
-    """Reads TFRecord shards and image files into batches of encoded records.
+    """Reads TFRecord shards, image files and TFDS shards into batches of encoded records.
 
     Input: `PCollection[WorkUnit]`, from `pipeline.inputs.plan_work_units`.
 
@@ -104,14 +106,18 @@ class _ReadWorkUnitFn(beam.DoFn):
 
 
 def _read_unit(unit: WorkUnit) -> Iterator[_ReadItem]:
+    if unit.kind == UNIT_TFDS and unit.tfds is not None:
+        yield from read_tfds_shard(unit.paths[0], unit.tfds)
+        return
     if unit.kind == UNIT_TFRECORD:
         read_file = _read_tfrecord_file
     elif unit.kind == UNIT_IMAGE_FILES:
         read_file = _read_image_file
     else:
         raise ValueError(
-            f"unknown work unit kind {unit.kind!r} for {unit.paths}; expected "
-            f"{UNIT_TFRECORD!r} or {UNIT_IMAGE_FILES!r} (make units with plan_work_units)"
+            f"unknown work unit kind {unit.kind!r} (or a {UNIT_TFDS!r} unit without its "
+            f"TfdsShard) for {unit.paths}; expected {UNIT_TFRECORD!r}, {UNIT_IMAGE_FILES!r} "
+            f"or {UNIT_TFDS!r} (make units with plan_work_units)"
         )
     for path in unit.paths:
         yield from read_file(path)
