@@ -51,9 +51,23 @@ class ImageEvaluation(NamedTuple):
     gt_instances: tuple[tuple[int, str, int], ...]  # (class id, RLE counts, area).
 
 
-def _png(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image)
+def _png(data: bytes, height: int, width: int, what: str) -> np.ndarray:
+    """Decodes a single-channel ground-truth PNG that must be [height, width].
+
+    The size is checked on the header, before any pixel is decoded, so a
+    ground-truth "decompression bomb" costs nothing (the image's own size was
+    already checked against --max_image_pixels by the decoder).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size != (width, height):
+                raise ValueError(
+                    f"{what} is {image.size[1]}x{image.size[0]}, the image {height}x{width}."
+                )
+            array = np.asarray(image)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{what} declares too many pixels: {e}") from e
+    return array if array.ndim == 2 else array[..., 0]
 
 
 def _decode(rle: str, height: int, width: int) -> np.ndarray:
@@ -161,18 +175,12 @@ def evaluate_image(
     per_class: dict[int, dict[str, float]] = {}
     pixel_accuracy = None
     if semantic is not None and ground_truth.semantic_png:
-        gt_map = _png(ground_truth.semantic_png)
-        if gt_map.shape[:2] != (height, width):
-            raise ValueError(
-                f"Ground-truth class map is {gt_map.shape[:2]}, the image {(height, width)}."
-            )
+        gt_map = _png(ground_truth.semantic_png, height, width, "Ground-truth class map")
         pixel_accuracy = _semantic_counts(gt_map.astype(np.int64), semantic, per_class)
-    gt_masks = [_png(png).astype(bool) for png in ground_truth.instance_mask_pngs]
-    for mask in gt_masks:
-        if mask.shape != (height, width):
-            raise ValueError(
-                f"A ground-truth instance mask is {mask.shape}, the image {(height, width)}."
-            )
+    gt_masks = [
+        _png(png, height, width, "A ground-truth instance mask").astype(bool)
+        for png in ground_truth.instance_mask_pngs
+    ]
     gt_classes = list(ground_truth.instance_class_ids)
     if instance is not None:
         _instance_counts(gt_masks, gt_classes, instance, per_class)
