@@ -1,11 +1,15 @@
 """Loads a model described by a ModelSpec and runs it on images of any size.
 
-`load_model(spec)` checks the model's signature against the spec, then returns
-a `SemanticModel` or an `InstanceModel`. Both take a list of uint8 RGB images
-([H_i, W_i, 3], sizes may differ) and return one result per image at that
-image's original resolution. Pre- and post-processing are TensorFlow ops
-(models.postprocess); images are resized one by one, then batched into as few
-model calls as `spec.batch_size` (and, without resizing, equal sizes) allow.
+`load_model(spec)` checks the model's signature against the spec
+(models.signature_checks), then returns a `SemanticModel` or an
+`InstanceModel`. Both take a list of uint8 RGB images ([H_i, W_i, 3], sizes may
+differ) and return one result per image at that image's original resolution.
+Pre- and post-processing are TensorFlow ops (models.postprocess) compiled once
+per model; images are resized one by one, then batched into as few model calls
+as `spec.batch_size` (and, without resizing, equal sizes) allow.
+
+`validate_model(spec)` is the driver's check before a run: load, check, and run
+once on a blank image, so a bad model fails before any input is read.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from models import postprocess
-from models.adapters import Backend, SignatureInfo, TensorInfo, open_backend
-from models.adapters.conventions import MODEL_GARDEN_OUTPUTS, OD_API_OUTPUTS
-from models.spec import RESIZE_NONE, TASK_SEMANTIC, ModelSpec
+from models.adapters import Backend, SignatureInfo, open_backend
+from models.signature_checks import check_signature
+from models.spec import TASK_SEMANTIC, ModelSpec
 
 _LOG = logging.getLogger(__name__)
 _NO_IMAGE_INFO = np.zeros([4, 2], np.float32)
+# Size of validate_model's test image for models fed at each image's own size.
+_TEST_IMAGE_SIZE = (64, 64)
 
 
 class InstancePrediction(NamedTuple):
@@ -56,105 +62,22 @@ def _check_image(image: np.ndarray) -> None:
         )
 
 
-def _describe_mismatch(spec: ModelSpec, info: SignatureInfo, problem: str) -> ValueError:
-    return ValueError(
-        f"model {spec.path} (signature {spec.signature!r}) does not fit its spec: {problem}. "
-        f"The model has {info.describe()}. Fix the spec ({spec.source or spec.path})."
-    )
-
-
-def _image_input(spec: ModelSpec, info: SignatureInfo) -> TensorInfo:
-    if spec.input_key is None:
-        if len(info.inputs) != 1:
-            raise _describe_mismatch(
-                spec, info, "input_key is unset and there is not exactly one input"
-            )
-        return info.inputs[0]
-    image_input = info.input(spec.input_key)
-    if image_input is None:
-        raise _describe_mismatch(spec, info, f"it has no input {spec.input_key!r}")
-    return image_input
-
-
-def _check_input(spec: ModelSpec, info: SignatureInfo, image_input: TensorInfo) -> None:
-    dtype = tf.as_dtype(image_input.dtype)
-    if dtype.is_integer and spec.input_range != "uint8":
-        raise _describe_mismatch(
-            spec,
-            info,
-            f"input {image_input.name} is {dtype.name} but input_range is "
-            f"{spec.input_range!r}; integer inputs take 0..255 (input_range 'uint8')",
-        )
-    shape = image_input.shape
-    if shape is None:
-        return
-    if len(shape) != 4 or shape[3] not in (None, 3):
-        raise _describe_mismatch(spec, info, f"input {image_input.name} is not [batch, h, w, 3]")
-    static_hw = shape[1:3]
-    if None in static_hw:
-        return
-    if spec.input_size is None:
-        raise _describe_mismatch(
-            spec,
-            info,
-            f"the model takes a fixed {static_hw[0]}x{static_hw[1]} input but the spec "
-            "feeds images at their own size; set input_size and resize",
-        )
-    if tuple(static_hw) != tuple(spec.input_size):
-        raise _describe_mismatch(
-            spec,
-            info,
-            f"input_size is {list(spec.input_size)} but the model takes {list(static_hw)}",
-        )
-
-
-def _effective_batch_size(
-    spec: ModelSpec, info: SignatureInfo, image_input: TensorInfo
-) -> int | None:
-    fixed = None if image_input.shape is None else image_input.shape[0]
-    if fixed is None:
-        return spec.batch_size
-    if spec.batch_size is not None and spec.batch_size > fixed:
-        raise _describe_mismatch(
-            spec, info, f"batch_size is {spec.batch_size} but the model takes batches of {fixed}"
-        )
-    return fixed
-
-
-def _required_outputs(spec: ModelSpec, info: SignatureInfo) -> tuple[str, ...]:
-    if spec.task == TASK_SEMANTIC:
-        if spec.output_key is not None:
-            return (spec.output_key,)
-        if info.output("logits") is not None or len(info.outputs) != 1:
-            return ("logits",)
-        return (info.outputs[0].name,)
-    return MODEL_GARDEN_OUTPUTS if spec.output_format == "model_garden" else OD_API_OUTPUTS
-
-
 class _BatchRunner:
     """Preprocesses images one by one and runs them through the backend in batches."""
 
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
-        info = backend.info
-        image_input = _image_input(spec, info)
-        _check_input(spec, info, image_input)
-        self.output_names = _required_outputs(spec, info)
-        missing = [name for name in self.output_names if info.output(name) is None]
-        if missing:
-            raise _describe_mismatch(
-                spec, info, f"output_format {spec.output_format!r} needs outputs {missing}"
-            )
+        interface = check_signature(spec, backend.info)
+        self.output_names = interface.output_names
         self._backend = backend
-        self._input_key = image_input.name
-        self._batch_size = _effective_batch_size(spec, info, image_input)
-        self._preprocess = postprocess.make_preprocess_fn(
-            spec.input_size, spec.resize, spec.input_range, tf.as_dtype(image_input.dtype)
+        self._input_key = interface.input_key
+        self._batch_size = interface.batch_size
+        self.preprocess = postprocess.make_preprocess_fn(
+            spec.input_size, spec.resize, spec.input_range, interface.input_dtype
         )
-        self._fixed_size = spec.resize != RESIZE_NONE
 
     def _prepare(self, image: np.ndarray) -> _Prepared:
         _check_image(image)
-        prepared = self._preprocess(tf.convert_to_tensor(image))
+        prepared = self.preprocess(tf.convert_to_tensor(image))
         return _Prepared(
             image=prepared["image"].numpy(),
             content_box=prepared["content_box"].numpy(),
@@ -198,20 +121,41 @@ class _BatchRunner:
 class LoadedModel:
     """A loaded model and its compiled pre/post-processing (weak-referenceable)."""
 
-    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backend: Backend,
+        postprocess_fn: tf.types.experimental.PolymorphicFunction,
+    ) -> None:
         self.spec = spec
+        self.signature: SignatureInfo = backend.info
         self._runner = _BatchRunner(spec, backend)
+        self._postprocess = postprocess_fn
+
+    def tracing_counts(self) -> dict[str, int]:
+        """How often the pre- and post-processing `tf.function`s were traced.
+
+        Each traces once, on first use, whatever the image sizes: a count that
+        grows during a run means retracing (seconds of work per new shape).
+        """
+        return {
+            "preprocess": self._runner.preprocess.experimental_get_tracing_count(),
+            "postprocess": self._postprocess.experimental_get_tracing_count(),
+        }
 
 
 class SemanticModel(LoadedModel):
     """Semantic segmentation: each image -> int32 [H, W] label-map ids."""
 
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
-        super().__init__(spec, backend)
-        self._output_name = self._runner.output_names[0]
-        self._postprocess = postprocess.make_semantic_postprocess_fn(
-            spec.output_format, spec.mask_threshold, spec.label_offset
+        super().__init__(
+            spec,
+            backend,
+            postprocess.make_semantic_postprocess_fn(
+                spec.output_format, spec.mask_threshold, spec.label_offset
+            ),
         )
+        self._output_name = self._runner.output_names[0]
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Segments images.
@@ -241,9 +185,12 @@ class InstanceModel(LoadedModel):
     """Instance segmentation: each image -> InstancePrediction."""
 
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
-        super().__init__(spec, backend)
-        self._postprocess = postprocess.make_instance_postprocess_fn(
-            spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
+        super().__init__(
+            spec,
+            backend,
+            postprocess.make_instance_postprocess_fn(
+                spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
+            ),
         )
 
     def _detections(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -309,7 +256,36 @@ def load_model(spec: ModelSpec) -> SemanticModel | InstanceModel:
       ValueError: If the model cannot be loaded or its inputs/outputs do not
         match the spec; the message lists what the signature does have.
     """
-    backend = open_backend(spec.format, spec.path, spec.signature)
+    backend = open_backend(spec.format, spec.local_path, spec.signature)
     if spec.task == TASK_SEMANTIC:
         return SemanticModel(spec, backend)
     return InstanceModel(spec, backend)
+
+
+def validate_model(spec: ModelSpec) -> SignatureInfo:
+    """Loads the model, checks it against the spec, and runs it on one blank image.
+
+    Call it in the driver before the pipeline starts, so a bad model fails the
+    run before any image is read (a few seconds, once). The test image (black,
+    `spec.input_size` or 64x64) catches what the signature cannot show, e.g.
+    outputs whose batch dimension or rank is wrong at run time. The model is
+    released before returning; workers load their own copy.
+
+    Returns:
+      The model's inputs and outputs (for logging).
+
+    Raises:
+      ValueError: Naming what is wrong and how to fix the spec.
+    """
+    model = load_model(spec)
+    height, width = spec.input_size or _TEST_IMAGE_SIZE
+    try:
+        model.predict([np.zeros([height, width, 3], np.uint8)])
+    except (ValueError, TypeError, RuntimeError, tf.errors.OpError) as e:
+        # What TF, Keras (TypeError) and TFLite (RuntimeError) raise for a model that can't run.
+        raise ValueError(
+            f"model {spec.local_path} loads but fails on a blank {height}x{width} test image, so "
+            f"it would fail on every image: {e}. Check the spec ({spec.source or spec.path}) "
+            f"against the model ({model.signature.describe()})."
+        ) from e
+    return model.signature

@@ -9,6 +9,8 @@ A spec is given as `--semantic_model` / `--instance_model`, whose value is one o
 Spec keys (all optional but `path`):
   format          saved_model | keras | tflite (default: from the path).
   path            The model; relative paths resolve against the spec file's directory.
+                  Models inside the `models` package (the bundled ones) are stored
+                  relative to it, so they resolve wherever the package is installed.
   signature       SavedModel / TFLite signature (default serving_default).
   input_key       The signature input that takes the images (default: the only input).
   input_size      [h, w] the model is fed at; absent = each image at its own size.
@@ -81,6 +83,26 @@ BUNDLED_SEMANTIC_SPEC = str(MODELS_DIR / "bundled" / "semantic.json")
 BUNDLED_INSTANCE_SPEC = str(MODELS_DIR / "bundled" / "instance.json")
 
 
+def portable_model_path(path: Path) -> str:
+    """How a ModelSpec stores an absolute model path.
+
+    A model inside the `models` package is stored relative to it (POSIX
+    separators): the driver's absolute path would not exist on a remote worker
+    where the package is installed elsewhere (e.g. Dataflow with --setup_file).
+    Any other model keeps its absolute path.
+    """
+    try:
+        return path.relative_to(MODELS_DIR).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolve_model_path(path: str) -> Path:
+    """The local path of a ModelSpec's `path`, resolved in the current process."""
+    stored = Path(path)
+    return stored if stored.is_absolute() else MODELS_DIR / stored
+
+
 @dataclass(frozen=True)
 class MeanStd:
     """Per-channel normalisation (pixel - mean) / std, on pixels in 0..255."""
@@ -103,7 +125,8 @@ class ModelSpec:
 
     task: str
     format: str
-    path: str  # Absolute.
+    # Absolute, or relative to the models package (see portable_model_path); open `local_path`.
+    path: str
     signature: str = "serving_default"
     input_key: str | None = None
     input_size: tuple[int, int] | None = None
@@ -162,6 +185,11 @@ class ModelSpec:
             raise _fail(where, "batch_size", f"must be >= 1, got {self.batch_size}")
 
     @property
+    def local_path(self) -> str:
+        """The model's path in this process (resolved here, not on the driver)."""
+        return str(resolve_model_path(self.path))
+
+    @property
     def class_names(self) -> dict[int, str]:
         """Label id -> class name."""
         return dict(self.labels)
@@ -171,8 +199,11 @@ class ModelSpec:
         return self.class_names.get(class_id, f"class_{class_id}")
 
     def fingerprint(self) -> str:
-        """SHA-256 (hex) over the model's files: relative paths and contents, in sorted order."""
-        root = Path(self.path)
+        """SHA-256 (hex) over the model's files: relative paths and contents, in sorted order.
+
+        Independent of where the model is installed: only paths inside it are hashed.
+        """
+        root = Path(self.local_path)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         digest = hashlib.sha256()
         for file in files:
@@ -193,6 +224,7 @@ class ModelSpec:
             "source": self.source,
             "format": self.format,
             "path": self.path,
+            "resolved_path": self.local_path,
             "signature": self.signature,
             "input_key": self.input_key,
             "input_size": None if self.input_size is None else list(self.input_size),
@@ -431,7 +463,7 @@ def _build(raw: dict[str, Any], task: str, base_dir: Path, source: str) -> Model
     return ModelSpec(
         task=task,
         format=model_format,
-        path=str(model_path),
+        path=portable_model_path(model_path),
         input_key=_string(raw, "input_key", source),
         input_size=input_size,
         resize=_string(raw, "resize", source) or (RESIZE_STRETCH if input_size else RESIZE_NONE),

@@ -19,6 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
+from models.loader import validate_model
 from pipeline import schemas
 from pipeline.evaluation import summarize as summarize_evaluation
 from pipeline.graph import build_pipeline
@@ -111,6 +112,11 @@ def run(argv: Sequence[str]) -> RunOutcome:
     """
     options = PipelineOptions(list(argv))
     config = RunConfig.from_options(options)
+    for spec in (config.semantic_spec, config.instance_spec):
+        if spec is not None:
+            # Loads and test-runs the model once, so a wrong signature or label map fails
+            # here, before any work starts, not on the workers.
+            _LOGGER.info("Model %s OK: %s", spec.source, validate_model(spec).describe())
     units = plan_work_units(config.input_patterns, config.batch_size, config.tfds_data_dir)
     known_hashes = (
         known_image_hashes(config.skip_existing, exclude=config.output_dir)

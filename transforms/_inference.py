@@ -5,14 +5,22 @@ base class loads the model once per worker process (shared across DoFn
 instances and threads via `apache_beam.utils.shared.Shared`, keyed by the
 model's fingerprint and spec), runs each batch, retries a failed batch image by
 image so one bad image only fails itself, and records metrics.
+
+Class ids without a label: whether a model can predict one is known before
+the run only for semantic logits/probabilities/foreground models (checked by
+models.loader.validate_model). Detection classes and class_map values are only
+known when they appear; such predictions are kept, named "class_<id>" in the
+tables, counted in the `unlabeled_predictions` counter and logged once per id
+and worker, because dropping or failing them would lose the model's output.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 import apache_beam as beam
@@ -22,6 +30,8 @@ from models.loader import InstanceModel, SemanticModel, load_model
 from models.spec import ModelSpec
 from models.tf_runtime import configure_threads
 from transforms.elements import STAGE_ENCODE, STAGE_INFER, DecodedBatch, DecodedImage, StageError
+
+_LOG = logging.getLogger(__name__)
 
 PredictionT = TypeVar("PredictionT")
 ResultT = TypeVar("ResultT")
@@ -78,6 +88,9 @@ class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
         self._infer_errors = beam.metrics.Metrics.counter(namespace, "infer_errors")
         self._encode_errors = beam.metrics.Metrics.counter(namespace, "encode_errors")
         self._latency_ms = beam.metrics.Metrics.distribution(namespace, "inference_latency_ms")
+        self._unlabeled = beam.metrics.Metrics.counter(namespace, "unlabeled_predictions")
+        self._label_ids = frozenset(spec.class_names)
+        self._warned_ids: set[int] = set()  # Per worker: one warning per unlabelled id.
 
     def setup(self) -> None:
         configure_threads(*self._threads)
@@ -93,6 +106,26 @@ class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
     def _failed(self, image: DecodedImage, error: StageError) -> ResultT:
         """The result of an image that could not be inferred or encoded."""
         raise NotImplementedError
+
+    def _note_unlabeled(self, class_ids: Iterable[int]) -> None:
+        """Counts predictions whose class id the spec's label map lacks; warns once per id.
+
+        Without any label map every class is "class_<id>" by choice: nothing to note.
+        """
+        if not self._label_ids:
+            return
+        unlabeled = [class_id for class_id in class_ids if class_id not in self._label_ids]
+        self._unlabeled.inc(len(unlabeled))
+        for class_id in sorted(set(unlabeled) - self._warned_ids):
+            self._warned_ids.add(class_id)
+            _LOG.warning(
+                "model %s predicted class id %d, which its label map (%s) lacks; its rows are "
+                "named class_%d. Add the id to the label map or fix label_offset.",
+                self._spec.source or self._spec.path,
+                class_id,
+                self._spec.labels_source,
+                class_id,
+            )
 
     # ---------------------------------------------------------------- processing
 

@@ -77,6 +77,7 @@ class _InstanceDoFn(_InferenceDoFn[InstancePrediction, InstanceResult]):
             for i in range(len(prediction.scores))
         ]
         instances = tuple(instance for instance in encoded if instance is not None)
+        self._note_unlabeled(instance.class_id for instance in instances)
         self._empty_masks.inc(len(encoded) - len(instances))
         self._instances_detected.inc(len(instances))
         return InstanceResult(
@@ -108,8 +109,9 @@ class InstanceSegmentation(beam.PTransform):
     `error` set (stage "infer" or "encode") and no instances.
 
     Metrics (namespace "segbeam.instance"): counters images_inferred,
-    instances_detected, empty_masks_dropped, infer_errors, encode_errors;
-    distribution inference_latency_ms per model call.
+    instances_detected, empty_masks_dropped, infer_errors, encode_errors,
+    unlabeled_predictions (instances whose class id the label map lacks: kept,
+    named "class_<id>"); distribution inference_latency_ms per model call.
     """
 
     def __init__(

@@ -21,11 +21,13 @@ class _SemanticDoFn(_InferenceDoFn[np.ndarray, SemanticResult]):
             raise ValueError(
                 f"class map is {prediction.shape} but the image is {image.height}x{image.width}"
             )
+        classes = tuple(encode_class_map(prediction))
+        self._note_unlabeled(mask.class_id for mask in classes)
         return SemanticResult(
             image_id=image.ref.image_id,
             height=image.height,
             width=image.width,
-            classes=tuple(encode_class_map(prediction)),
+            classes=classes,
         )
 
     def _failed(self, image: DecodedImage, error: StageError) -> SemanticResult:
@@ -47,7 +49,8 @@ class SemanticSegmentation(beam.PTransform):
     "infer" or "encode") and no classes.
 
     Metrics (namespace "segbeam.semantic"): counters images_inferred,
-    infer_errors, encode_errors; distribution inference_latency_ms per model call.
+    infer_errors, encode_errors, unlabeled_predictions (class masks whose id the
+    label map lacks); distribution inference_latency_ms per model call.
     """
 
     def __init__(

@@ -55,6 +55,8 @@ class TFLiteBackend:
             outputs=tuple(_tensor_info(k, v) for k, v in sorted(self._output_details.items())),
         )
         self._lock = threading.Lock()
+        # "ai_edge_litert", or "tensorflow" when LiteRT is not installed.
+        self.runtime = type(interpreter).__module__.split(".")[0]
 
     @property
     def info(self) -> SignatureInfo:

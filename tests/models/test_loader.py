@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from models.adapters import open_backend
 from models.adapters.base import SignatureInfo
-from models.loader import InstanceModel, SemanticModel, load_model
-from models.spec import ModelSpec, load_model_spec
+from models.loader import InstanceModel, SemanticModel, load_model, validate_model
+from models.spec import MeanStd, ModelSpec, load_model_spec
 from tests.models import tiny_models as tm
 
 SIZES = [(37, 53), (256, 256), (300, 120)]
@@ -25,6 +28,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "od": str(tm.save_od_api_model(root / "od")),
         "garden": str(tm.save_model_garden_model(root / "garden")),
         "classifier": str(tm.save_classifier_model(root / "classifier")),
+        "garden_semantic": str(tm.save_split_semantic_model(root / "garden_semantic", "inputs")),
+        "wrong_batch": str(tm.save_wrong_batch_model(root / "wrong_batch")),
     }
 
 
@@ -92,6 +97,69 @@ def test_semantic_stretch_returns_label_ids_at_original_size(models: dict[str, s
     for (height, width), class_map in zip(SIZES, results, strict=True):
         assert class_map.dtype == np.int32
         np.testing.assert_array_equal(class_map, _split_expected(height, width))
+
+
+def test_model_garden_semantic_model_from_its_path(models: dict[str, str]) -> None:
+    # Model Garden's semantic exports: input "inputs", "logits" at a lower resolution.
+    spec = load_model_spec(models["garden_semantic"], "semantic")
+    assert spec is not None
+    assert (spec.input_key, spec.input_size, spec.output_key) == ("inputs", (32, 32), "logits")
+    results = load_model(spec).predict(_images(SIZES))
+    for (height, width), class_map in zip(SIZES, results, strict=True):
+        np.testing.assert_array_equal(class_map, _split_expected(height, width))
+
+
+# Ten sizes, wide and tall, odd and even: none may add a trace.
+TEN_SIZES = [
+    (37, 53),
+    (53, 37),
+    (8, 300),
+    (300, 8),
+    (64, 64),
+    (65, 63),
+    (1, 1),
+    (2, 97),
+    (120, 33),
+    (256, 256),
+]
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_semantic_sizes_do_not_retrace(models: dict[str, str], resize: str) -> None:
+    model = load_model(_split_spec(models["split"], resize=resize))
+    for image in _images(TEN_SIZES):
+        model.predict([image])
+    assert model.tracing_counts() == {"preprocess": 1, "postprocess": 1}
+
+
+def test_instance_sizes_do_not_retrace(models: dict[str, str]) -> None:
+    model = load_model(_od_spec(models["od"]))  # Fed at each image's own size.
+    for image in _images(TEN_SIZES):
+        model.predict([image])
+    assert model.tracing_counts() == {"preprocess": 1, "postprocess": 1}
+
+
+def test_validate_model_returns_the_signature(models: dict[str, str]) -> None:
+    info = validate_model(_od_spec(models["od"]))
+    assert info.input("input_tensor") is not None
+    assert info.output("detection_masks") is not None
+
+
+def test_validate_model_runs_the_model_once(models: dict[str, str]) -> None:
+    spec = ModelSpec(
+        task="semantic", format="saved_model", path=models["wrong_batch"], output_key="logits"
+    )
+    load_model(spec)  # The signature alone looks right.
+    with pytest.raises(ValueError, match="fails on a blank 64x64 test image") as info:
+        validate_model(spec)
+    assert "has shape (2, 4, 4, 2) for a batch of 1" in str(info.value)
+    assert "outputs: logits float32 [None, 4, 4, 2]" in str(info.value)
+
+
+def test_validate_model_checks_semantic_labels(models: dict[str, str]) -> None:
+    spec = _split_spec(models["split"], labels=((0, "sky"), (1, "road")), labels_source="inline")
+    with pytest.raises(ValueError, match=r"has no label for ids \[2, 3, 4, 5, 6\]"):
+        validate_model(spec)
 
 
 def test_semantic_label_offset(models: dict[str, str]) -> None:
@@ -298,6 +366,49 @@ def test_keras_foreground_probability(portable_models: dict[str, str]) -> None:
         np.testing.assert_array_equal(class_map, np.where(image[..., 0] >= 128, 3, 2))
 
 
+def test_keras_probabilities_with_mean_std(tmp_path: Path) -> None:
+    path = tm.save_keras_probabilities_model(tmp_path / "probs.keras")
+    spec = ModelSpec(
+        task="semantic",
+        format="keras",
+        path=str(path),
+        input_range=MeanStd(mean=(100.0, 0.0, 50.0), std=(1.0, 2.0, 1.0)),
+        output_format="probabilities",
+    )
+    image = np.zeros((6, 3, 3), np.uint8)
+    image[:, 0] = (120, 30, 60)  # Normalised (20, 15, 10): class 0.
+    image[:, 1] = (110, 60, 55)  # (10, 30, 5): class 1.
+    image[:, 2] = (90, 10, 70)  # (-10, 5, 20): class 2.
+    (class_map,) = load_model(spec).predict([image])
+    np.testing.assert_array_equal(class_map, np.tile([0, 1, 2], (6, 1)))
+
+
+def test_keras_model_runs_traced_once(
+    portable_models: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="models.adapters.keras_model"):
+        model = load_model(load_model_spec(portable_models["keras_logits"], "semantic"))
+        model.predict(_images([(9, 14), (20, 7)]))
+    assert [r for r in caplog.records if r.name == "models.adapters.keras_model"] == []
+
+
+def test_untraceable_keras_model_runs_eagerly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bilinear UpSampling2D cannot be traced with dynamic spatial dimensions.
+    inputs = keras.Input(shape=(None, None, 3), name="images")
+    pooled = keras.layers.AveragePooling2D(2)(inputs)
+    logits = keras.layers.UpSampling2D(2, interpolation="bilinear", name="logits")(pooled)
+    keras.Model(inputs, logits).save(tmp_path / "up.keras")
+    with caplog.at_level(logging.WARNING, logger="models.adapters.keras_model"):
+        model = load_model(load_model_spec(str(tmp_path / "up.keras"), "semantic"))
+    assert "cannot be traced" in caplog.text
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 1] = 9  # Green is the largest channel everywhere: class 1.
+    (class_map,) = model.predict([image])
+    np.testing.assert_array_equal(class_map, np.ones((4, 6), np.int32))
+
+
 def test_tflite_one_channel_foreground_model(portable_models: dict[str, str]) -> None:
     spec = load_model_spec(portable_models["tflite_red"], "semantic")
     assert spec is not None
@@ -323,3 +434,21 @@ def test_broken_keras_and_tflite_files(tmp_path: Path) -> None:
 def test_tflite_missing_signature(portable_models: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"no signature 'predict'; it has \['serving_default'\]"):
         open_backend("tflite", portable_models["tflite_red"], "predict")
+
+
+def test_tflite_runs_on_litert(portable_models: dict[str, str]) -> None:
+    backend = open_backend("tflite", portable_models["tflite_red"], "serving_default")
+    assert backend.runtime == "ai_edge_litert"  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+def test_tflite_falls_back_to_tensorflow_without_litert(
+    portable_models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # Import fails.
+    backend = open_backend("tflite", portable_models["tflite_red"], "serving_default")
+    assert backend.runtime == "tensorflow"  # type: ignore[attr-defined]
+    image = np.zeros((1, 2, 3, 3), np.float32)
+    image[0, 0, :, 0] = 200.0
+    (foreground,) = backend.run("pixels", image).values()
+    np.testing.assert_allclose(foreground[0, :, :, 0], [[200 / 255] * 3, [0.0] * 3], rtol=1e-6)

@@ -78,13 +78,16 @@ def test_preprocess_fn_rounds_for_integer_inputs() -> None:
     np.testing.assert_array_equal(out["image"].numpy()[0, :, 0], [0, 64, 191, 255])
 
 
-def test_bilinear_to_original_matches_tf_resize_for_a_full_box() -> None:
+def test_bilinear_through_a_full_box_matches_tf_resize() -> None:
+    # The general path must agree with the full-box fast path (tf.image.resize).
     rng = np.random.default_rng(0)
     maps = rng.random((8, 6, 3)).astype(np.float32)
     for size in [(37, 53), (5, 3), (8, 6), (300, 120)]:
-        ours = postprocess.resize_bilinear_to_original(maps, FULL_BOX, tf.constant(size))
+        general = postprocess.resize_bilinear_through_box(maps, FULL_BOX, tf.constant(size))
+        dispatched = postprocess.resize_bilinear_to_original(maps, FULL_BOX, tf.constant(size))
         reference = tf.image.resize(maps, size, method="bilinear")
-        np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-5)
+        np.testing.assert_allclose(general.numpy(), reference.numpy(), atol=1e-5)
+        np.testing.assert_allclose(dispatched.numpy(), reference.numpy(), atol=1e-6)
 
 
 def test_bilinear_to_original_maps_through_the_content_box() -> None:

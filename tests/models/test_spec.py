@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from models import spec as model_spec
+from models.loader import load_model
 from models.spec import (
     BUNDLED_INSTANCE_SPEC,
     BUNDLED_SEMANTIC_SPEC,
@@ -298,3 +302,41 @@ def test_to_json_dict_round_trips_through_json(spec_dir: Path) -> None:
     assert loaded["labels"] == {"0": "a"}
     assert loaded["input_size"] == [32, 32]
     assert loaded["task"] == "semantic"
+
+
+def test_models_inside_the_package_resolve_where_it_is_installed(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver's package: a spec and its model under <package>/bundled/.
+    driver_package = tmp_path / "driver" / "models"
+    shutil.copytree(models_dir / "semantic", driver_package / "bundled" / "semantic")
+    shutil.copy(models_dir / "labels.txt", driver_package / "bundled" / "labels.txt")
+    spec_file = _write(
+        driver_package / "bundled" / "semantic.json", {**SEMANTIC_OK, "labels": "labels.txt"}
+    )
+    monkeypatch.setattr(model_spec, "MODELS_DIR", driver_package.resolve())
+    spec = load_model_spec(spec_file, "semantic")
+    assert spec is not None
+    assert spec.path == "bundled/semantic"
+    assert spec.local_path == str(driver_package.resolve() / "bundled" / "semantic")
+    assert spec.to_json_dict()["path"] == "bundled/semantic"
+    assert spec.to_json_dict()["resolved_path"] == spec.local_path
+    fingerprint = spec.fingerprint()
+
+    # A worker with the package installed elsewhere and the driver's copy gone.
+    worker_package = tmp_path / "worker" / "site-packages" / "models"
+    shutil.copytree(driver_package, worker_package)
+    shutil.rmtree(driver_package)
+    monkeypatch.setattr(model_spec, "MODELS_DIR", worker_package.resolve())
+    on_worker = pickle.loads(pickle.dumps(spec))
+    assert on_worker.local_path == str(worker_package.resolve() / "bundled" / "semantic")
+    assert on_worker.fingerprint() == fingerprint
+    (class_map,) = load_model(on_worker).predict([np.zeros((5, 9, 3), np.uint8)])
+    assert class_map.shape == (5, 9)
+
+
+def test_models_outside_the_package_keep_their_absolute_path(spec_dir: Path) -> None:
+    spec = load_model_spec(_write(spec_dir / "s.json", BUNDLED_SEMANTIC), "semantic")
+    assert spec is not None
+    assert Path(spec.path).is_absolute()
+    assert spec.local_path == spec.path

@@ -31,12 +31,19 @@ def _split_logits() -> np.ndarray:
     return logits
 
 
-def save_split_semantic_model(path: Path, input_key: str = "images") -> Path:
-    """Semantic model: uint8 [B, 32, 32, 3] -> {"logits": [B, 8, 8, 7]} (pattern above)."""
+def save_split_semantic_model(
+    path: Path, input_key: str = "images", input_size: tuple[int, int] = (32, 32)
+) -> Path:
+    """Semantic model: uint8 [B, 32, 32, 3] -> {"logits": [B, 8, 8, 7]} (pattern above).
+
+    `input_key` and `input_size` rename and resize the input (e.g. Model Garden's
+    "inputs"); the logits stay 8x8.
+    """
     pattern = tf.constant(_split_logits())
+    input_spec = tf.TensorSpec([None, *input_size, 3], tf.uint8, name=input_key)
 
     class Split(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.uint8, name=input_key)])
+        @tf.function(input_signature=[input_spec])
         def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
             batch = tf.shape(images)[0]
             return {"logits": tf.tile(pattern[tf.newaxis], [batch, 1, 1, 1])}
@@ -99,23 +106,32 @@ def expected_box_a_mask(
     return in_rows[:, None] & in_cols[None, :]
 
 
-def save_od_api_model(path: Path) -> Path:
-    """OD-API-style export: input_tensor uint8 [1, None, None, 3], detections above."""
-    boxes = tf.constant([[BOX_A, BOX_B, BOX_B]], tf.float32)
-    scores = tf.constant([OD_SCORES], tf.float32)
-    classes = tf.constant([OD_CLASSES], tf.float32)
-    masks = tf.constant(_od_masks()[np.newaxis])
+def save_od_api_model(
+    path: Path,
+    input_key: str = "input_tensor",
+    input_shape: tuple[int | None, ...] = (1, None, None, 3),
+) -> Path:
+    """OD-API-style export: input_tensor uint8 [1, None, None, 3], detections above.
+
+    `input_key` / `input_shape` rename and reshape the input (e.g. the bundled
+    model's "images" [None, 256, 256, 3]); every image gets the same detections.
+    """
+    detections = {
+        "detection_boxes": tf.constant([BOX_A, BOX_B, BOX_B], tf.float32),
+        "detection_scores": tf.constant(OD_SCORES, tf.float32),
+        "detection_classes": tf.constant(OD_CLASSES, tf.float32),
+        "detection_masks": tf.constant(_od_masks()),
+        "num_detections": tf.constant(3.0),
+    }
+    input_spec = tf.TensorSpec(input_shape, tf.uint8, name=input_key)
 
     class Detector(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
-        def serve(self, input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
-            del input_tensor  # The detections are fixed.
+        @tf.function(input_signature=[input_spec])
+        def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            batch = tf.shape(images)[0]  # The detections are fixed, one copy per image.
             return {
-                "detection_boxes": boxes,
-                "detection_scores": scores,
-                "detection_classes": classes,
-                "detection_masks": masks,
-                "num_detections": tf.constant([3.0]),
+                name: tf.tile(value[tf.newaxis], [batch] + [1] * value.shape.rank)
+                for name, value in detections.items()
             }
 
     module = Detector()
@@ -207,4 +223,55 @@ def save_tflite_red_foreground_model(path: Path) -> Path:
     """`.tflite` conversion of `keras_red_foreground_model` (dynamic batch, height, width)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_red_foreground_model())
     path.write_bytes(converter.convert())
+    return path
+
+
+def save_class_map_model(path: Path) -> Path:
+    """DeepLab-v3-style export: ImageTensor uint8 [1, None, None, 3] -> SemanticPredictions.
+
+    SemanticPredictions is int64 [1, h, w] at the input's size: class 15 where
+    the red value is >= 128, else 0 (PASCAL VOC's person and background).
+    """
+
+    class DeepLab(tf.Module):
+        @tf.function(
+            input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="ImageTensor")]
+        )
+        def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            person = images[..., 0] >= 128
+            return {"SemanticPredictions": tf.cast(person, tf.int64) * 15}
+
+    module = DeepLab()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def save_keras_probabilities_model(path: Path) -> Path:
+    """`.keras` model: float32 [B, None, None, 3] -> "probabilities" = softmax of the pixels.
+
+    So the most probable class of a pixel is the index of its largest
+    normalised channel (0 red, 1 green, 2 blue).
+    """
+    inputs = keras.Input(shape=(None, None, 3), name="pixel_values", dtype="float32")
+    outputs = keras.layers.Softmax(name="probabilities")(inputs)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def save_wrong_batch_model(path: Path) -> Path:
+    """A semantic model whose signature looks right but returns one image too many.
+
+    images uint8 [None, None, None, 3] -> {"logits": [B + 1, 4, 4, 2]}: only running it
+    shows the problem.
+    """
+
+    class WrongBatch(tf.Module):
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+        )
+        def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"logits": tf.zeros([tf.shape(images)[0] + 1, 4, 4, 2])}
+
+    module = WrongBatch()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path

@@ -6,6 +6,9 @@ RLE strings, bboxes and areas from pycocotools.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -149,3 +152,23 @@ def test_rejects_a_semantic_spec() -> None:
 def test_rejects_a_bad_threshold(spec: ModelSpec) -> None:
     with pytest.raises(ValueError, match=r"`score_threshold` must be in \[0, 1\]"):
         InstanceSegmentation(spec, batch_size=4, score_threshold=1.5)
+
+
+def test_unlabeled_class_ids_are_kept_and_counted(
+    spec: ModelSpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The label map names class 0 only; detection 1 (class 2.0 - 1 = 1) has no label.
+    labelled = dataclasses.replace(spec, labels=((0, "person"),), labels_source="inline")
+    pipeline = TestPipeline()
+    results = (
+        pipeline
+        | beam.Create(_batches())
+        | InstanceSegmentation(labelled, batch_size=8, score_threshold=0.2)
+    )
+    kept = results | beam.Map(lambda result: [i.class_id for i in result.instances])
+    assert_that(kept, equal_to([[0, 1]] * 3))
+    with caplog.at_level(logging.WARNING, logger="transforms._inference"):
+        result = pipeline.run()
+        result.wait_until_finish()
+    assert _metric(result, "unlabeled_predictions") == 3
+    assert "predicted class id 1, which its label map (inline) lacks" in caplog.text

@@ -161,3 +161,31 @@ def test_rejects_an_instance_spec(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="needs a semantic model spec"):
         SemanticSegmentation(spec, batch_size=4)
+
+
+def test_unlabeled_class_map_values_are_kept_and_counted(tmp_path: Path) -> None:
+    # DeepLab-style class_map model: 15 where red >= 128, else 0; only 0 has a label.
+    spec = ModelSpec(
+        task="semantic",
+        format="saved_model",
+        path=str(tm.save_class_map_model(tmp_path / "deeplab")),
+        input_key="ImageTensor",
+        output_format="class_map",
+        output_key="SemanticPredictions",
+        labels=((0, "background"),),
+        labels_source="inline",
+        batch_size=1,
+    )
+    red = np.zeros((6, 4, 3), np.uint8)
+    red[:2, :, 0] = 200
+    images = [decoded("red", red), decoded("black", np.zeros((3, 3, 3), np.uint8))]
+    pipeline = TestPipeline()
+    results = pipeline | beam.Create([tuple(images)]) | SemanticSegmentation(spec, batch_size=8)
+    ids = results | beam.Map(lambda result: (result.image_id, [m.class_id for m in result.classes]))
+    assert_that(ids, equal_to([("red", [0, 15]), ("black", [0])]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    query = result.metrics().query(
+        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name("unlabeled_predictions")
+    )
+    assert [counter.committed for counter in query["counters"]] == [1]
