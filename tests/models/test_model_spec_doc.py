@@ -1,4 +1,4 @@
-"""docs/model_spec.md stays true: every example spec in it loads and validates.
+"""README.md's model spec section stays true: every example spec in it loads and validates.
 
 The doc marks each example spec with `<!-- spec-example: <task> -->` and each label
 file it shows with `<!-- label-file: <name> -->`, right before the fenced block.
@@ -29,7 +29,7 @@ from models.spec import (
 )
 from tests.models import tiny_models as tm
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "model_spec.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 _MARKED_BLOCK = re.compile(
     r"<!-- (?P<kind>spec-example|label-file): (?P<arg>\S+) -->\n"
     r"```(?P<language>\w+)\n(?P<text>.*?)```",
