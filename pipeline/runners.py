@@ -18,6 +18,11 @@ Beam's `apache_beam.runners.dask.dask_runner.DaskRunner` with three fixes:
     cluster that has gone away.
   * A run the cluster lost (workers killed too often, scheduler gone) fails
     with a message saying so, and that no `_SUCCESS` was written.
+An in-process cluster (`inproc://` address) is refused: Beam 2.77's DaskRunner
+gives each ParDo one output buffer that every partition appends to, and only
+serialising the task per partition (as tcp:// clusters do, threads or
+processes) gives each partition its own copy; in-process, later partitions
+re-emit the outputs of earlier ones.
 Any other value goes to Beam unchanged.
 """
 
@@ -57,6 +62,7 @@ def resolve_runner(
     if name in _DIRECT_NAMES:
         return _fn_api_runner(options)
     if name in _DASK_NAMES:
+        _refuse_in_process_cluster(options)
         if num_work_units is not None:
             default_dask_partitions(options, num_work_units)
         return SegbeamDaskRunner()
@@ -74,6 +80,17 @@ def default_dask_partitions(options: PipelineOptions, num_work_units: int) -> in
     if dask_options.npartitions is None and dask_options.partition_size is None:
         dask_options.npartitions = max(1, min(num_work_units, MAX_DEFAULT_DASK_PARTITIONS))
     return dask_options.npartitions
+
+
+def _refuse_in_process_cluster(options: PipelineOptions) -> None:
+    address = options.view_as(DaskOptions).address
+    if address is not None and address.startswith("inproc://"):
+        raise ValueError(
+            f"--dask_client_address={address} is an in-process Dask cluster, on which Beam "
+            "2.77's DaskRunner repeats outputs across partitions. Start the cluster with "
+            "worker processes or the tcp protocol (e.g. LocalCluster(processes=True) or "
+            "`dask scheduler` + `dask worker`) and pass its tcp:// address."
+        )
 
 
 def _fn_api_runner(options: PipelineOptions) -> PipelineRunner:
