@@ -147,7 +147,9 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as e:
         print(f"segbeam: error: {e}", file=sys.stderr)
         return 2
-    except LedgerError as e:
+    except (LedgerError, RuntimeError) as e:
+        # Runner failures (e.g. a Dask cluster that lost the run) and failed ledger
+        # checks end the same way: a message that says what to do, exit status 1.
         print(f"segbeam: run failed: {e}", file=sys.stderr)
         return 1
     print(_summarize(outcome))

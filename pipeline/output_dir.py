@@ -56,12 +56,21 @@ class RunDirectory:
     def prepare(self) -> None:
         """Withdraws the previous run's success marker and clears abandoned staging files."""
         delete_files([p for p in [self.success_marker] if FileSystems.exists(p)])
+        self._delete_staging()
+
+    def _delete_staging(self) -> None:
+        # Object stores have no directories: delete what the prefix holds, file by file.
+        pattern = join(self.output_dir, STAGING, "**")
+        delete_files([m.path for m in FileSystems.match([pattern])[0].metadata_list])
         staging_root = join(self.output_dir, STAGING)
         if FileSystems.exists(staging_root):
-            FileSystems.delete([staging_root])
+            FileSystems.delete([staging_root])  # The now empty local directory tree.
 
     def commit(
-        self, manifest: dict[str, object], tables: Iterable[str] = tuple(schemas.TABLES)
+        self,
+        manifest: dict[str, object],
+        tables: Iterable[str] = tuple(schemas.TABLES),
+        mark_success: bool = True,
     ) -> None:
         """Moves the staged tables into place, then writes the manifest, then `_SUCCESS`.
 
@@ -85,5 +94,6 @@ class RunDirectory:
             FileSystems.rename(staged, [join(final_dir, base_name(p)) for p in staged])
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
         write_bytes_atomically(self.manifest_path, manifest_bytes)
-        FileSystems.delete([join(self.output_dir, STAGING)])
-        write_bytes_atomically(self.success_marker, b"")
+        self._delete_staging()
+        if mark_success:
+            write_bytes_atomically(self.success_marker, b"")

@@ -4,8 +4,8 @@ Everything that can be wrong with the options or inputs is found before the
 pipeline starts; everything that goes wrong with individual records ends up in
 the `errors` table; a runner that loses data fails the ledger check, and the
 run then leaves no `_SUCCESS`. So does a run with more errors than
-`--max_error_fraction` allows: its tables, checked and complete, stay in the
-staging directory for inspection instead of being committed.
+`--max_error_fraction` allows: its checked, complete tables (errors included)
+and a manifest with status "failed" are published, and `_SUCCESS` is not.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pipeline.previous_runs import known_image_hashes
 from pipeline.report import write_report
 from pipeline.runners import resolve_runner, runner_name
 from transforms.atomic_files import join
+from transforms.elements import WorkUnit
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,20 +58,17 @@ class ErrorBudgetError(LedgerError):
     """
 
 
-def check_error_budget(ledger: Ledger, max_error_fraction: float | None, tables_dir: str) -> None:
-    """Raises ErrorBudgetError if errors / records read > `max_error_fraction` (None: no limit)."""
+def error_budget_violation(ledger: Ledger, max_error_fraction: float | None) -> str | None:
+    """Why the run exceeds `--max_error_fraction` (errors / records read), or None if it doesn't."""
     if max_error_fraction is None or ledger.records_read == 0:
-        return
+        return None
     fraction = ledger.errors / ledger.records_read
     if fraction <= max_error_fraction:
-        return
+        return None
     kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(ledger.errors_by_type.items()))
-    raise ErrorBudgetError(
+    return (
         f"{ledger.errors} of {ledger.records_read} records ({fraction:.1%}) failed ({kinds}), "
-        f"more than --max_error_fraction={max_error_fraction} allows. No _SUCCESS was written. "
-        f"This run's tables are in {tables_dir} until the next run into the same --output; "
-        f"see what failed in {join(tables_dir, 'errors')}, fix or remove those inputs (or "
-        "raise --max_error_fraction), and rerun."
+        f"more than --max_error_fraction={max_error_fraction} allows."
     )
 
 
@@ -101,22 +99,46 @@ def _beam_metrics(result: PipelineResult) -> dict[str, object] | None:
     return dict(sorted(out.items()))
 
 
+def _validate_models(config: RunConfig) -> None:
+    for spec in (config.semantic_spec, config.instance_spec):
+        if spec is not None:
+            # Loads and test-runs the model once, so a wrong signature or label map fails
+            # here, before any work starts, not on the workers.
+            _LOGGER.info("Model %s OK: %s", spec.source, validate_model(spec).describe())
+
+
+def _execute(
+    options: PipelineOptions,
+    config: RunConfig,
+    units: Sequence[WorkUnit],
+    run_dir: RunDirectory,
+    known_hashes: frozenset[str],
+) -> tuple[PipelineResult, str]:
+    """Builds and runs the graph; returns the result and the runner's name."""
+    runner = resolve_runner(options, len(units))
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build_pipeline(pipeline, config, units, run_dir.staging_dir, known_hashes)
+    _LOGGER.info("Running %d work units on %s", len(units), runner_name(runner))
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state not in (PipelineState.DONE, None):
+        raise RuntimeError(f"The pipeline ended in state {state}; no _SUCCESS was written.")
+    return result, runner_name(runner)
+
+
 def run(argv: Sequence[str]) -> RunOutcome:
     """Runs segbeam with command-line arguments `argv` (segbeam's and Beam's flags).
 
     Raises:
       ValueError: bad options or inputs, before any work starts.
       pipeline.ledger.LedgerError: the written tables don't account for every record.
-      ErrorBudgetError: they do, but more records failed than --max_error_fraction allows.
+      ErrorBudgetError: they do, but more records failed than --max_error_fraction allows;
+        the tables and a manifest with status "failed" are published, `_SUCCESS` is not.
       RuntimeError: the runner reported a failed pipeline.
     """
     options = PipelineOptions(list(argv))
     config = RunConfig.from_options(options)
-    for spec in (config.semantic_spec, config.instance_spec):
-        if spec is not None:
-            # Loads and test-runs the model once, so a wrong signature or label map fails
-            # here, before any work starts, not on the workers.
-            _LOGGER.info("Model %s OK: %s", spec.source, validate_model(spec).describe())
+    _validate_models(config)
     units = plan_work_units(config.input_patterns, config.batch_size, config.tfds_data_dir)
     known_hashes = (
         known_image_hashes(config.skip_existing, exclude=config.output_dir)
@@ -126,18 +148,9 @@ def run(argv: Sequence[str]) -> RunOutcome:
     run_dir = RunDirectory(config.output_dir, uuid.uuid4().hex[:12])
     started = utc_now()
     run_dir.prepare()
-
-    runner = resolve_runner(options, len(units))
-    pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(pipeline, config, units, run_dir.staging_dir, known_hashes)
-    _LOGGER.info("Running %d work units on %s", len(units), runner_name(runner))
-    result = pipeline.run()
-    state = result.wait_until_finish()
-    if state not in (PipelineState.DONE, None):
-        raise RuntimeError(f"The pipeline ended in state {state}; no _SUCCESS was written.")
+    result, runner = _execute(options, config, units, run_dir, known_hashes)
 
     ledger = check_ledger(run_dir.staging_dir, [p for u in units for p in u.paths])
-    check_error_budget(ledger, config.max_error_fraction, run_dir.staging_dir)
     evaluation = (
         summarize_evaluation(run_dir.staging_dir, config.class_names(), ledger.images)
         if config.evaluate
@@ -157,10 +170,20 @@ def run(argv: Sequence[str]) -> RunOutcome:
         started=started,
         finished=finished,
         metrics=metrics,
-        runner=runner_name(runner),
+        runner=runner,
         evaluation=evaluation,
         tables=tables,
     )
+    violation = error_budget_violation(ledger, config.max_error_fraction)
+    if violation is not None:
+        manifest.update(status="failed", failure=violation)
+        run_dir.commit(manifest, tuple(tables), mark_success=False)
+        raise ErrorBudgetError(
+            f"{violation} No _SUCCESS was written. The run's tables are in {config.output_dir} "
+            f"(see {join(config.output_dir, 'errors')} for what failed) and manifest.json has "
+            'status "failed"; fix or remove those inputs (or raise --max_error_fraction) '
+            "and rerun."
+        )
     run_dir.commit(manifest, tuple(tables))
     if config.report:
         write_report(config.output_dir)
@@ -170,7 +193,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
         ledger=ledger,
         tables=tables,
         duration_seconds=(finished - started).total_seconds(),
-        runner=runner_name(runner),
+        runner=runner,
         metrics=metrics,
         evaluation=evaluation,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import run_pipeline
@@ -43,15 +45,18 @@ def test_fraction_over_the_limit_fails_after_writing_the_errors_table(
     assert "2 of 4 records (50.0%) failed (1 x EmptyImage, 1 x UnsupportedFormat)" in message
     assert "--max_error_fraction=0.49" in message
     assert not (output / SUCCESS_MARKER).exists()
-    assert not (output / "manifest.json").exists()
-    # The run's complete tables wait in its staging directory, which the message names.
-    (staged,) = (output / STAGING).iterdir()
-    assert str(staged / "errors") in message
-    errors = read_all_tables(staged)["errors"]
-    assert sorted((r["source"], r["error_type"]) for r in errors) == [
+    # The run's complete tables are published, errors included, with a failed manifest.
+    assert str(output / "errors") in message
+    assert not (output / STAGING).exists()
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["failure"].startswith("2 of 4 records (50.0%) failed")
+    tables = read_all_tables(output)
+    assert sorted((r["source"], r["error_type"]) for r in tables["errors"]) == [
         (corpus.case("page.jpg").source, "UnsupportedFormat"),
         (corpus.case("zero bytes.jpg").source, "EmptyImage"),
     ]
+    assert len(tables["images"]) == 2
 
 
 def test_zero_fails_on_any_error_and_passes_a_clean_run(tmp_path, corpus, half_bad, tiny_models):
