@@ -7,6 +7,7 @@ decompression bomb refused, before a single pixel is decoded.
 from __future__ import annotations
 
 import io
+import warnings
 
 from PIL import Image, UnidentifiedImageError
 
@@ -60,7 +61,10 @@ def open_image(encoded: bytes, max_image_pixels: int) -> Image.Image | StageErro
     if not encoded:
         return StageError(STAGE_DECODE, EMPTY_IMAGE, "the record holds 0 bytes of image data")
     try:
-        image = Image.open(io.BytesIO(encoded))
+        with warnings.catch_warnings():
+            # Pillow warns of large images on open; the exact check below decides instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(encoded))
     except Exception as e:  # noqa: BLE001
         # Pillow's format plugins raise many exception types (OSError,
         # SyntaxError, struct.error, ValueError, ...) on hostile bytes; each must
