@@ -1,0 +1,158 @@
+"""Pure segmentation metrics: numpy arrays in, numbers out.
+
+Semantic: a confusion matrix accumulated over a dataset, then per-class IoU
+and mIoU (classes absent from both ground truth and prediction are excluded
+from the mean). Instance: COCO mask AP/AR via pycocotools' COCOeval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import NamedTuple
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (ground-truth class, predicted class) pixel pairs.
+
+    Args:
+      gt: int [H, W] ground-truth class ids in [0, num_classes).
+      pred: int [H, W] predicted class ids, same shape; the value `num_classes`
+        means "no prediction" (a miss for the true class, a false positive for none).
+
+    Returns:
+      int64 [num_classes, num_classes + 1]; entry [g, p] counts pixels of class g
+      predicted as p, the last column counting unpredicted pixels.
+    """
+    if gt.shape != pred.shape:
+        raise ValueError(f"Ground truth {gt.shape} and prediction {pred.shape} differ in shape.")
+    gt, pred = gt.astype(np.int64).ravel(), pred.astype(np.int64).ravel()
+    if gt.size and (gt.min() < 0 or gt.max() >= num_classes):
+        raise ValueError(
+            f"Ground-truth class ids must lie in [0, {num_classes}), got {gt.min()}..{gt.max()}."
+        )
+    if pred.size and (pred.min() < 0 or pred.max() > num_classes):
+        raise ValueError(
+            f"Predicted class ids must lie in [0, {num_classes}], got {pred.min()}..{pred.max()}."
+        )
+    index = gt * (num_classes + 1) + pred
+    counts = np.bincount(index, minlength=num_classes * (num_classes + 1))
+    return counts.reshape(num_classes, num_classes + 1)
+
+
+class SemanticScores(NamedTuple):
+    """Per-class IoU (NaN for a class in neither GT nor prediction), mean IoU, pixel accuracy."""
+
+    per_class_iou: tuple[float, ...]
+    miou: float
+    pixel_accuracy: float
+
+
+def semantic_scores(confusion: np.ndarray) -> SemanticScores:
+    """IoU per class = TP / (TP + FP + FN) from an accumulated `confusion_matrix`."""
+    num_classes = confusion.shape[0]
+    tp = np.diag(confusion[:, :num_classes]).astype(np.float64)
+    union = confusion[:, :num_classes].sum(axis=0) + confusion.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    total = confusion.sum()
+    return SemanticScores(
+        per_class_iou=tuple(float(v) for v in iou),
+        miou=float(np.nanmean(iou)) if np.any(union > 0) else float("nan"),
+        pixel_accuracy=float(tp.sum() / total) if total else float("nan"),
+    )
+
+
+class GroundTruthImage(NamedTuple):
+    """One image's instance ground truth: COCO RLE dicts and class ids."""
+
+    height: int
+    width: int
+    rles: tuple[dict, ...]
+    class_ids: tuple[int, ...]
+
+
+class Detection(NamedTuple):
+    """One predicted instance: COCO RLE dict (size + counts), class id, score."""
+
+    image_index: int  # Position of its image in the ground-truth list.
+    class_id: int
+    score: float
+    rle: dict
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """bool/uint8 [H, W] -> COCO RLE dict with `counts` as str."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+class InstanceScores(NamedTuple):
+    """COCO segm metrics over all area ranges, max 100 detections per image."""
+
+    ap: float  # AP averaged over IoU 0.50:0.95.
+    ap50: float
+    ap75: float
+    ar: float  # AR@100.
+
+
+def instance_scores(
+    ground_truth: list[GroundTruthImage], detections: list[Detection], class_ids: tuple[int, ...]
+) -> InstanceScores:
+    """Runs COCOeval (iouType "segm") on in-memory ground truth and detections.
+
+    Returns -1 for every metric when the ground truth holds no instance
+    (COCOeval's own convention for "undefined").
+    """
+    coco_gt = COCO()
+    annotations = []
+    for index, image in enumerate(ground_truth):
+        for rle, class_id in zip(image.rles, image.class_ids, strict=True):
+            annotations.append(_annotation(len(annotations) + 1, index, class_id, rle, iscrowd=0))
+    coco_gt.dataset = {
+        "images": [
+            {"id": i, "height": g.height, "width": g.width} for i, g in enumerate(ground_truth)
+        ],
+        "annotations": annotations,
+        "categories": [{"id": c, "name": str(c)} for c in class_ids],
+    }
+    if not annotations:
+        return InstanceScores(-1.0, -1.0, -1.0, -1.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+        results = [
+            {
+                "image_id": d.image_index,
+                "category_id": d.class_id,
+                "score": d.score,
+                "segmentation": d.rle,
+            }
+            for d in detections
+        ]
+        coco_dt = coco_gt.loadRes(results) if results else COCO()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="segm")
+        if not results:
+            return InstanceScores(0.0, 0.0, 0.0, 0.0)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = evaluator.stats
+    return InstanceScores(float(stats[0]), float(stats[1]), float(stats[2]), float(stats[8]))
+
+
+def _annotation(ann_id: int, image_id: int, class_id: int, rle: dict, iscrowd: int) -> dict:
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": class_id,
+        "segmentation": rle,
+        "area": float(mask_utils.area(rle)),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "iscrowd": iscrowd,
+    }

@@ -1,0 +1,112 @@
+"""Exports the trained networks as plain SavedModels plus their spec files.
+
+Contract (the pipeline's loader depends on it):
+
+semantic/  serving_default(images: uint8 [None, 256, 256, 3])
+  -> {"logits": float32 [B, 128, 128, 7]}; channel c is class id c.
+
+instance/  serving_default(images: uint8 [None, 256, 256, 3]) -> TF2 OD-API dict:
+  detection_boxes   float32 [B, 50, 4]  normalised (ymin, xmin, ymax, xmax)
+  detection_scores  float32 [B, 50]     descending, 0 for padding
+  detection_classes float32 [B, 50]     class id + 1 (vehicle 6, pedestrian 7), 0 padding
+  num_detections    float32 [B]
+  detection_masks   float32 [B, 50, 48, 48] box-relative mask probabilities
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from models.export_postprocess import PostprocessConfig, to_detections
+from models.networks import INPUT_SIZE, with_input_size
+
+DEFAULT_POSTPROCESS = PostprocessConfig()
+IMAGES_SPEC = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.uint8, name="images")
+
+SEMANTIC_SPEC = {
+    "format": "saved_model",
+    "path": "semantic",
+    "signature": "serving_default",
+    "input_key": "images",
+    "input_size": [INPUT_SIZE, INPUT_SIZE],
+    "resize": "stretch",
+    "input_range": "uint8",
+    "output_format": "logits",
+    "output_key": "logits",
+    "labels": "labels.txt",
+    "label_offset": 0,
+}
+INSTANCE_SPEC = {
+    "format": "saved_model",
+    "path": "instance",
+    "signature": "serving_default",
+    "input_key": "images",
+    "input_size": [INPUT_SIZE, INPUT_SIZE],
+    "resize": "stretch",
+    "input_range": "uint8",
+    "output_format": "od_api",
+    "labels": "labels.txt",
+    "label_offset": -1,
+    "score_threshold": 0.5,
+    "mask_threshold": 0.5,
+}
+
+
+class SemanticModule(tf.Module):
+    """Holds the semantic network; `serve` is the exported signature."""
+
+    def __init__(self, net: keras.Model) -> None:
+        super().__init__(name="semantic")
+        self.net = net
+
+    @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
+    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """uint8 [B, 256, 256, 3] -> {"logits": float32 [B, 128, 128, 7]}."""
+        return {"logits": self.net(images, training=False)["logits"]}
+
+
+class InstanceModule(tf.Module):
+    """Holds the instance network and runs grouping inside the signature."""
+
+    def __init__(self, net: keras.Model, config: PostprocessConfig = DEFAULT_POSTPROCESS) -> None:
+        super().__init__(name="instance")
+        self.net = net
+        self._config = config
+
+    @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
+    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """uint8 [B, 256, 256, 3] -> OD-API detection dict (see module docstring)."""
+        return to_detections(self.net(images, training=False), self._config)
+
+
+def _save(module: tf.Module, directory: Path) -> None:
+    if directory.exists():
+        shutil.rmtree(directory)
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
+
+
+def export_models(
+    semantic: keras.Model,
+    instance: keras.Model,
+    output: str | Path,
+    config: PostprocessConfig = DEFAULT_POSTPROCESS,
+) -> None:
+    """Writes output/semantic/, output/instance/ and the two spec JSON files.
+
+    `output` must already hold labels.txt (the specs point at it).
+    """
+    out = Path(output)
+    if not (out / "labels.txt").is_file():
+        raise FileNotFoundError(
+            f"{out / 'labels.txt'} is missing; the exported specs reference it. "
+            "Export into models/bundled or copy the label map there first."
+        )
+    _save(SemanticModule(with_input_size(semantic, INPUT_SIZE)), out / "semantic")
+    _save(InstanceModule(with_input_size(instance, INPUT_SIZE), config), out / "instance")
+    for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):
+        (out / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -1,0 +1,114 @@
+"""The two bundled networks: small U-Nets with separable convolutions.
+
+Both take uint8 RGB [B, 256, 256, 3] (normalised inside) and predict at output
+stride 2, i.e. [B, 128, 128, C]. Encoder strides 2/4/8/16 with widths
+`widths`; the decoder upsamples by 2 and fuses the skip at each level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+INPUT_SIZE = 256
+OUTPUT_STRIDE = 2
+OUTPUT_SIZE = INPUT_SIZE // OUTPUT_STRIDE
+NUM_CLASSES = 7
+NUM_THING_CLASSES = 2  # vehicle, pedestrian; the thing-segmentation head adds background.
+THING_CLASS_IDS = (5, 6)  # Project class id of thing channel 1 and 2.
+OFFSET_SCALE = 16.0
+# Short CPU training moves the weights fast; Keras' default 0.99 lets the
+# inference-time statistics lag far behind them.
+BN_MOMENTUM = 0.9  # The offset head predicts offsets / OFFSET_SCALE, in input pixels.
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Widths of the encoder levels (strides 2, 4, 8, 16) and of the head convs."""
+
+    widths: tuple[int, int, int, int] = (24, 48, 96, 160)
+    head_width: int = 32
+
+
+DEFAULT_CONFIG = NetConfig()
+
+
+def with_input_size(net: keras.Model, input_size: int) -> keras.Model:
+    """The same network and weights, rebuilt for a fixed input side (for export)."""
+    build = {"semantic": semantic_net, "instance": instance_net}[net.name]
+    fixed = build(input_size=input_size)
+    fixed.set_weights(net.get_weights())
+    return fixed
+
+
+def _conv_bn(
+    x: keras.KerasTensor, filters: int, stride: int = 1, separable: bool = True, name: str = ""
+) -> keras.KerasTensor:
+    if separable:
+        x = keras.layers.SeparableConv2D(
+            filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_sep"
+        )(x)
+    else:
+        x = keras.layers.Conv2D(
+            filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+        )(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _backbone(
+    config: NetConfig, name: str, input_size: int | None
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Returns (uint8 input, float decoder features [B, S/2, S/2, widths[0] * 2])."""
+    # None: any side divisible by 16 (training uses crops). Exports need a fixed
+    # size, because saving traces the model and bilinear upsampling needs static shapes.
+    images = keras.Input((input_size, input_size, 3), dtype="uint8", name="images")
+    # Rescaling casts uint8 to float32 first: [0, 255] -> [-1, 1].
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{name}_normalise")(images)
+    w = config.widths
+    x = _conv_bn(x, w[0], stride=2, separable=False, name=f"{name}_stem")
+    skips = [_conv_bn(x, w[0], name=f"{name}_e1")]
+    x = skips[0]
+    for level, width in enumerate(w[1:], start=2):
+        x = _conv_bn(x, width, stride=2, name=f"{name}_e{level}a")
+        x = _conv_bn(x, width, name=f"{name}_e{level}b")
+        if level == 4:
+            x = _conv_bn(x, width, name=f"{name}_e{level}c")
+        skips.append(x)
+    for level in (3, 2, 1):
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up{level}")(x)
+        x = keras.layers.Concatenate(name=f"{name}_cat{level}")([x, skips[level - 1]])
+        x = _conv_bn(x, max(w[level - 1], 2 * w[0]), name=f"{name}_d{level}")
+    return images, x
+
+
+def semantic_net(config: NetConfig = DEFAULT_CONFIG, input_size: int | None = None) -> keras.Model:
+    """Semantic segmentation: {"logits": float32 [B, S/2, S/2, 7]} for uint8 [B, S, S, 3]."""
+    images, x = _backbone(config, "sem", input_size)
+    x = _conv_bn(x, config.head_width, name="sem_head")
+    logits = keras.layers.Conv2D(NUM_CLASSES, 1, name="sem_logits")(x)
+    return keras.Model(images, {"logits": logits}, name="semantic")
+
+
+def instance_net(config: NetConfig = DEFAULT_CONFIG, input_size: int | None = None) -> keras.Model:
+    """Panoptic-DeepLab-style heads on a shared decoder, all float32 [B, S/2, S/2, C].
+
+    Outputs:
+      thing_logits: C=3, background / vehicle / pedestrian.
+      center_logits: C=2, per thing class, sigmoid -> centre heatmap.
+      offsets: C=2, (dy, dx) in input pixels from each pixel to its instance centre.
+    """
+    images, x = _backbone(config, "ins", input_size)
+    heads = {}
+    for key, channels in (("thing_logits", 3), ("center_logits", 2), ("offsets", 2)):
+        h = _conv_bn(x, config.head_width, name=f"ins_{key}_head")
+        init = "zeros" if key == "offsets" else "glorot_uniform"
+        bias = keras.initializers.Constant(-2.2) if key == "center_logits" else "zeros"
+        heads[key] = keras.layers.Conv2D(
+            channels, 1, kernel_initializer=init, bias_initializer=bias, name=f"ins_{key}"
+        )(h)
+    heads["offsets"] = keras.layers.Rescaling(OFFSET_SCALE, name="ins_offset_scale")(
+        heads["offsets"]
+    )
+    return keras.Model(images, heads, name="instance")

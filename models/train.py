@@ -1,0 +1,158 @@
+"""Trains, exports and validates both bundled models on synthetic street scenes.
+
+    python -m models.train --output models/bundled --seed 0 [--steps N]
+
+Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
+rendered once in memory at their native varied sizes and stretched to 256x256.
+Validation uses seed 5_000; the held-out evaluation seed 424242 is never
+touched. CPU only; both cores are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from models.train_data import TrainingSet, augment, instance_targets, render_training_set
+
+TRAIN_SEED_BASE = 10_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters (all recorded in the model card)."""
+
+    steps: int = 1800
+    batch_size: int = 16
+    crop: int = 192  # Training crop side; the exported models take 256x256.
+    num_scenes: int = 8000
+    learning_rate: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    val_images: int = 100
+
+
+def _learning_rate(config: TrainConfig) -> tf.keras.optimizers.schedules.LearningRateSchedule:
+    cosine = tf.keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(config.steps - config.warmup_steps, 1),
+        warmup_target=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        alpha=0.02,
+    )
+    return cosine
+
+
+def _make_step(semantic: tf.keras.Model, instance: tf.keras.Model, config: TrainConfig):  # noqa: ANN202
+    """Builds the compiled joint train step (one batch, both networks)."""
+    from models.train_losses import instance_loss, semantic_loss
+
+    opt_sem = tf.keras.optimizers.AdamW(_learning_rate(config), weight_decay=config.weight_decay)
+    opt_ins = tf.keras.optimizers.AdamW(_learning_rate(config), weight_decay=config.weight_decay)
+
+    @tf.function(autograph=False)  # No Python control flow; also never re-reads source.
+    def step(
+        images: tf.Tensor, class_maps: tf.Tensor, targets: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
+        with tf.GradientTape(persistent=True) as tape:
+            sem = semantic_loss(semantic(images, training=True), class_maps)
+            ins = instance_loss(instance(images, training=True), targets)
+        for net, opt, loss in ((semantic, opt_sem, sem), (instance, opt_ins, ins["total"])):
+            grads = tape.gradient(loss, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+        return {"semantic": sem, **{f"instance_{k}": v for k, v in ins.items()}}
+
+    return step
+
+
+def _batch(data: TrainingSet, rng: np.random.Generator, config: TrainConfig) -> tuple:
+    index = np.sort(rng.choice(len(data.images), size=config.batch_size, replace=False))
+    batch = augment(TrainingSet(*(a[index] for a in data)), rng, config.crop)
+    t = instance_targets(batch.class_maps, batch.instance_maps)
+    targets = {
+        "thing": tf.constant(t.thing),
+        "heatmap": tf.constant(t.heatmap),
+        "offsets": tf.constant(t.offsets),
+        "offset_weight": tf.constant(t.offset_weight),
+    }
+    return tf.constant(batch.images), tf.constant(batch.class_maps), targets
+
+
+def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
+    """Runs the whole recipe; returns a summary dict (also written to output/training_log.json).
+
+    Trained weights are also saved to `work_dir` before export, so a failed
+    export or validation never costs the training.
+    """
+    from models.networks import instance_net, semantic_net
+
+    t0 = time.time()
+    tf.keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    print(
+        f"Rendering {config.num_scenes} training scenes (seed {TRAIN_SEED_BASE + seed})...",
+        flush=True,
+    )
+    data = render_training_set(TRAIN_SEED_BASE + seed, config.num_scenes)
+    t_render = time.time() - t0
+    print(f"  done in {t_render:.0f}s", flush=True)
+    semantic, instance = semantic_net(), instance_net()
+    step = _make_step(semantic, instance, config)
+    t1 = time.time()
+    for i in range(1, config.steps + 1):
+        losses = step(*_batch(data, rng, config))
+        if i % 50 == 0 or i == 1 or i == config.steps:
+            msg = " ".join(f"{k}={float(v):.4f}" for k, v in losses.items())
+            print(f"step {i}/{config.steps} [{time.time() - t1:.0f}s] {msg}", flush=True)
+    t_train = time.time() - t1
+    work_dir.mkdir(parents=True, exist_ok=True)
+    semantic.save_weights(work_dir / "semantic.weights.h5")
+    instance.save_weights(work_dir / "instance.weights.h5")
+    print(f"Saved weights to {work_dir}", flush=True)
+    # Imported only now, so finalisation can still be fixed while a long training
+    # runs (and rerun alone from the saved weights with `python -m models.train_finalize`).
+    from models.train_finalize import finalize
+
+    run_info = {
+        "config": asdict(config),
+        "seed": seed,
+        "train_scene_seed": TRAIN_SEED_BASE + seed,
+        "render_seconds": round(t_render, 1),
+        "train_seconds": round(t_train, 1),
+        "started": t0,
+    }
+    return finalize(semantic, instance, output, run_info, config.val_images, work_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, required=True, help="Directory holding labels.txt.")
+    parser.add_argument("--seed", type=int, default=0)
+    defaults = TrainConfig()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
+    parser.add_argument("--crop", type=int, default=defaults.crop, help="Training crop side.")
+    parser.add_argument("--num_scenes", type=int, default=defaults.num_scenes)
+    parser.add_argument("--val_images", type=int, default=defaults.val_images)
+    parser.add_argument("--work_dir", type=Path, default=Path("/tmp/segbeam_train"))
+    args = parser.parse_args(argv)
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        num_scenes=args.num_scenes,
+        val_images=args.val_images,
+    )
+    train(args.output, args.seed, config, args.work_dir)
+
+
+if __name__ == "__main__":
+    main()

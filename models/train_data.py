@@ -1,0 +1,174 @@
+"""Training data: scenes rendered in memory, resized to the model input, and targets.
+
+Scenes are rendered at their natural varied sizes and stretched to 256x256,
+exactly as the pipeline stretches its inputs, so the models see the same
+aspect-ratio distortions in training as in production. This module does not
+import TensorFlow, so render workers start fast under the "spawn" method.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from models.synthetic_render import scene_for_index
+
+INPUT_SIZE = 256
+STRIDE = 2
+THING_CLASS_IDS = (5, 6)
+
+
+class TrainingSet(NamedTuple):
+    """Scenes at model input size.
+
+    images: uint8 [N, 256, 256, 3]; class_maps: uint8 [N, 256, 256] (class id);
+    instance_maps: uint8 [N, 256, 256] (0 = none, k = instance k).
+    """
+
+    images: np.ndarray
+    class_maps: np.ndarray
+    instance_maps: np.ndarray
+
+
+class InstanceTargets(NamedTuple):
+    """Per-batch instance-model targets.
+
+    thing: int32 [B, S, S] (S = input side), 0 background, 1 vehicle, 2 pedestrian.
+    heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian centre heatmaps per thing class,
+      exactly 1.0 at the grid cell holding each instance's centroid.
+    offsets: float32 [B, G, G, 2], (dy, dx) in 256-input pixels from each
+      grid cell's centre to its instance's centroid (0 off instances).
+    offset_weight: float32 [B, G, G], 1 on instance cells.
+    """
+
+    thing: np.ndarray
+    heatmap: np.ndarray
+    offsets: np.ndarray
+    offset_weight: np.ndarray
+
+
+def _resize_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renders scene (seed, index) and stretches it to 256x256."""
+    scene = scene_for_index(seed, index)
+    rng = np.random.default_rng([seed, index, 1])
+    image = Image.fromarray(scene.image)
+    size = (INPUT_SIZE, INPUT_SIZE)
+    if rng.random() < 0.5:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    else:
+        # Point-sampled bilinear without antialiasing, like tf.image.resize's default.
+        w, h = image.size
+        image = image.transform(
+            size,
+            Image.Transform.AFFINE,
+            (w / INPUT_SIZE, 0, 0, 0, h / INPUT_SIZE, 0),
+            Image.Resampling.BILINEAR,
+        )
+    if rng.random() < 0.5:
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=int(rng.integers(70, 96)))
+        image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    class_map = Image.fromarray(scene.class_map).resize(size, Image.Resampling.NEAREST)
+    instance_map = Image.fromarray(scene.instance_map).resize(size, Image.Resampling.NEAREST)
+    return np.asarray(image), np.asarray(class_map), np.asarray(instance_map)
+
+
+def _render_range(args: tuple[int, int, int]) -> TrainingSet:
+    seed, start, stop = args
+    parts = [_resize_scene(seed, i) for i in range(start, stop)]
+    return TrainingSet(*(np.stack([p[k] for p in parts]) for k in range(3)))
+
+
+def render_training_set(seed: int, count: int, workers: int = 2) -> TrainingSet:
+    """Renders scenes (seed, 0..count-1) at 256x256 with `workers` processes."""
+    chunk = 50
+    jobs = [(seed, s, min(count, s + chunk)) for s in range(0, count, chunk)]
+    if workers <= 1:
+        results = [_render_range(j) for j in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_render_range, jobs)
+    return TrainingSet(*(np.concatenate([r[k] for r in results]) for k in range(3)))
+
+
+def augment(batch: TrainingSet, rng: np.random.Generator, crop: int = INPUT_SIZE) -> TrainingSet:
+    """Random horizontal flips (street scenes are mirror-symmetric) and one random
+    crop of side `crop` for the whole batch, at an even offset so the output grid
+    stays aligned. The networks are fully convolutional, so crops train the
+    256x256 model on less compute."""
+    flip = rng.random(len(batch.images)) < 0.5
+    flipped = [np.where(flip.reshape((-1,) + (1,) * (a.ndim - 1)), a[:, :, ::-1], a) for a in batch]
+    y0, x0 = (int(v) * STRIDE for v in rng.integers(0, (INPUT_SIZE - crop) // STRIDE + 1, size=2))
+    return TrainingSet(*(a[:, y0 : y0 + crop, x0 : x0 + crop] for a in flipped))
+
+
+def instance_targets(class_maps: np.ndarray, instance_maps: np.ndarray) -> InstanceTargets:
+    """Builds the instance targets for a batch (see InstanceTargets)."""
+    b = len(class_maps)
+    thing = np.zeros(class_maps.shape, dtype=np.int32)
+    for k, class_id in enumerate(THING_CLASS_IDS, start=1):
+        thing[class_maps == class_id] = k
+    grid = class_maps.shape[1] // STRIDE
+    heatmap = np.zeros((b, grid, grid, 2), dtype=np.float32)
+    offsets = np.zeros((b, grid, grid, 2), dtype=np.float32)
+    # Grid cell (i, j) covers input pixels [2i, 2i+2); its centre is at 2i + 1.
+    cell_centres = np.arange(grid, dtype=np.float32) * STRIDE + STRIDE / 2
+    for n in range(b):
+        _image_targets(class_maps[n], instance_maps[n], cell_centres, heatmap[n], offsets[n])
+    sub = instance_maps[:, ::STRIDE, ::STRIDE]
+    return InstanceTargets(thing, heatmap, offsets, (sub > 0).astype(np.float32))
+
+
+def _image_targets(
+    class_map: np.ndarray,
+    instance_map: np.ndarray,
+    cell_centres: np.ndarray,
+    heatmap: np.ndarray,
+    offsets: np.ndarray,
+) -> None:
+    """Fills one image's heatmap [128, 128, 2] and offsets [128, 128, 2] in place."""
+    flat = instance_map.ravel().astype(np.int64)
+    n = int(flat.max()) if flat.size else 0
+    if n == 0:
+        return
+    rows, cols = np.divmod(np.arange(flat.size), instance_map.shape[1])
+    area = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    # Pixel centres are at +0.5 in continuous coordinates.
+    cy = np.bincount(flat, weights=rows + 0.5, minlength=n + 1) / np.maximum(area, 1)
+    cx = np.bincount(flat, weights=cols + 0.5, minlength=n + 1) / np.maximum(area, 1)
+    cls = np.zeros(n + 1, dtype=np.int64)
+    cls[flat] = class_map.ravel()
+    sub = instance_map[::STRIDE, ::STRIDE].astype(np.int64)
+    on = sub > 0
+    offsets[..., 0] = np.where(on, cy[sub] - cell_centres[:, None], 0.0)
+    offsets[..., 1] = np.where(on, cx[sub] - cell_centres[None, :], 0.0)
+    for k in range(1, n + 1):
+        if area[k] == 0 or cls[k] not in THING_CLASS_IDS:
+            continue
+        _splat(
+            heatmap[..., THING_CLASS_IDS.index(int(cls[k]))], cy[k], cx[k], area[k], cell_centres
+        )
+
+
+def _splat(
+    channel: np.ndarray, cy: float, cx: float, area: float, cell_centres: np.ndarray
+) -> None:
+    """Max-splats a Gaussian peaking at 1.0 on the grid cell holding (cy, cx)."""
+    sigma = float(np.clip(0.12 * np.sqrt(area), 2.0, 8.0))  # Input pixels.
+    grid = len(cell_centres)
+    i, j = min(int(cy // STRIDE), grid - 1), min(int(cx // STRIDE), grid - 1)
+    radius = int(np.ceil(3 * sigma / STRIDE))
+    i0, i1, j0, j1 = (
+        max(i - radius, 0),
+        min(i + radius + 1, grid),
+        max(j - radius, 0),
+        min(j + radius + 1, grid),
+    )
+    dy = cell_centres[i0:i1] - cell_centres[i]
+    dx = cell_centres[j0:j1] - cell_centres[j]
+    g = np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * sigma**2))
+    np.maximum(channel[i0:i1, j0:j1], g, out=channel[i0:i1, j0:j1])

@@ -1,0 +1,99 @@
+"""The end of training: calibrate scores, export both models, validate the exports.
+
+    python -m models.train_finalize --work_dir /tmp/segbeam_train --output models/bundled
+
+reruns this step alone from the weights `models.train` saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from models.export import DEFAULT_POSTPROCESS, export_models
+from models.train_calibrate import calibrate
+from models.train_validate import validate
+
+CALIBRATION_IMAGES = 100
+DEFAULT_WORK_DIR = Path("/tmp/segbeam_train")
+
+
+def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
+    """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
+    raw_dir = work_dir / "uncalibrated"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    labels = Path(__file__).resolve().parent / "bundled" / "labels.txt"
+    shutil.copyfile(labels, raw_dir / "labels.txt")
+    raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
+    export_models(semantic, instance, raw_dir, raw)
+    fn = tf.saved_model.load(str(raw_dir / "instance")).signatures["serving_default"]
+    calibration = calibrate(fn, CALIBRATION_IMAGES)
+    print(f"Calibration: {calibration}", flush=True)
+    power = calibration["score_power"]
+    return dataclasses.replace(DEFAULT_POSTPROCESS, score_power=power), calibration
+
+
+def finalize(
+    semantic: keras.Model,
+    instance: keras.Model,
+    output: Path,
+    run_info: dict,
+    val_images: int,
+    work_dir: Path = DEFAULT_WORK_DIR,
+) -> dict:
+    """Calibrates, exports to `output`, validates the exports, writes output/training_log.json."""
+    postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
+    export_models(semantic, instance, output, postprocess)
+    report = validate(
+        tf.saved_model.load(str(output / "semantic")).signatures["serving_default"],
+        tf.saved_model.load(str(output / "instance")).signatures["serving_default"],
+        num_images=val_images,
+    )
+    started = run_info.pop("started", None)
+    summary = {
+        **run_info,
+        "total_seconds": round(time.time() - started, 1) if started else None,
+        "parameters": {"semantic": semantic.count_params(), "instance": instance.count_params()},
+        "postprocess": dataclasses.asdict(postprocess),
+        "calibration": calibration,
+        "validation": {
+            "num_images": report.num_images,
+            "miou": report.semantic.miou,
+            "per_class_iou": report.semantic.per_class_iou,
+            "pixel_accuracy": report.semantic.pixel_accuracy,
+            **{f"mask_{k}": v for k, v in report.instance._asdict().items()},
+        },
+    }
+    (output / "training_log.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2), flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: finalise from saved weights."""
+    from models.networks import instance_net, semantic_net
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work_dir", type=Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--val_images", type=int, default=100)
+    args = parser.parse_args(argv)
+    semantic, instance = semantic_net(), instance_net()
+    semantic.load_weights(args.work_dir / "semantic.weights.h5")
+    instance.load_weights(args.work_dir / "instance.weights.h5")
+    log = args.output / "training_log.json"
+    run_info = json.loads(log.read_text()) if log.is_file() else {}
+    derived = ("validation", "parameters", "total_seconds", "postprocess", "calibration")
+    run_info = {k: v for k, v in run_info.items() if k not in derived}
+    finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir)
+
+
+if __name__ == "__main__":
+    main()

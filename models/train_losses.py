@@ -1,0 +1,73 @@
+"""Training losses for the two networks (TF ops, batch-mean scalars)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Mild extra weight on the small classes (vehicle, pedestrian) so they are not
+# drowned by sky/building/road pixels; strong weights would bloat their masks.
+SEMANTIC_CLASS_WEIGHTS = (1.0, 1.0, 1.0, 1.2, 1.0, 1.5, 2.0)
+THING_CLASS_WEIGHTS = (1.0, 1.5, 2.0)
+CENTER_WEIGHT = 1.0
+OFFSET_WEIGHT = 0.1
+
+
+def upsample(logits: tf.Tensor) -> tf.Tensor:
+    """float [B, G, G, C] -> [B, 2G, 2G, C], bilinear as the pipeline resizes logits."""
+    return tf.image.resize(logits, 2 * tf.shape(logits)[1:3], method="bilinear")
+
+
+def weighted_cross_entropy(
+    logits: tf.Tensor, labels: tf.Tensor, weights: tuple[float, ...]
+) -> tf.Tensor:
+    """Pixel-mean weighted softmax cross-entropy.
+
+    logits: float32 [B, H, W, C] at label resolution; labels: int [B, H, W].
+    """
+    labels = tf.cast(labels, tf.int32)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    w = tf.gather(tf.constant(weights, tf.float32), labels)
+    return tf.reduce_sum(ce * w) / tf.reduce_sum(w)
+
+
+def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalised by the number of peaks.
+
+    logits, target: float32 [B, 128, 128, 2]; target is 1.0 exactly at centres.
+    """
+    p = tf.clip_by_value(tf.sigmoid(logits), 1e-4, 1.0 - 1e-4)
+    pos = tf.cast(target >= 1.0, tf.float32)
+    pos_loss = -tf.math.log(p) * tf.square(1.0 - p) * pos
+    neg_loss = -tf.math.log(1.0 - p) * tf.square(p) * tf.pow(1.0 - target, 4.0) * (1.0 - pos)
+    return (tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss)) / tf.maximum(tf.reduce_sum(pos), 1.0)
+
+
+def offset_loss(pred: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    """L1 over instance cells, in input pixels.
+
+    pred, target: float32 [B, 128, 128, 2]; weight: float32 [B, 128, 128].
+    """
+    l1 = tf.reduce_sum(tf.abs(pred - target), axis=-1) * weight
+    return tf.reduce_sum(l1) / tf.maximum(tf.reduce_sum(weight), 1.0)
+
+
+def semantic_loss(outputs: dict[str, tf.Tensor], class_maps: tf.Tensor) -> tf.Tensor:
+    """Loss of the semantic net given class maps uint8 [B, S, S] (S = input side)."""
+    return weighted_cross_entropy(upsample(outputs["logits"]), class_maps, SEMANTIC_CLASS_WEIGHTS)
+
+
+def instance_loss(
+    outputs: dict[str, tf.Tensor], targets: dict[str, tf.Tensor]
+) -> dict[str, tf.Tensor]:
+    """Named loss terms of the instance net; "total" is their weighted sum."""
+    terms = {
+        "thing": weighted_cross_entropy(
+            upsample(outputs["thing_logits"]), targets["thing"], THING_CLASS_WEIGHTS
+        ),
+        "center": center_focal_loss(outputs["center_logits"], targets["heatmap"]),
+        "offset": offset_loss(outputs["offsets"], targets["offsets"], targets["offset_weight"]),
+    }
+    terms["total"] = (
+        terms["thing"] + CENTER_WEIGHT * terms["center"] + OFFSET_WEIGHT * terms["offset"]
+    )
+    return terms

@@ -1,0 +1,168 @@
+"""Checks the bundled SavedModels: the exact serving contract, and that the weights work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.evaluate_metrics import confusion_matrix, semantic_scores
+from models.synthetic import scene_for_index
+from models.train_validate import paste_masks
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
+TEST_SEED = 31_337  # Neither a training (10_000+) nor the validation (5_000) seed.
+K, M = 50, 48
+
+
+@pytest.fixture(scope="module")
+def semantic():
+    return tf.saved_model.load(str(BUNDLED / "semantic")).signatures["serving_default"]
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return tf.saved_model.load(str(BUNDLED / "instance")).signatures["serving_default"]
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    """Four fresh scenes at native size, with their 256x256 stretched model inputs."""
+    out = []
+    for i in range(4):
+        scene = scene_for_index(TEST_SEED, i)
+        resized = tf.image.resize(scene.image[None], [256, 256], method="bilinear")
+        out.append((scene, tf.cast(tf.round(resized), tf.uint8)))
+    return out
+
+
+def _input_spec(fn) -> tf.TensorSpec:
+    args, kwargs = fn.structured_input_signature
+    assert args == ()
+    assert list(kwargs) == ["images"]
+    return kwargs["images"]
+
+
+@pytest.mark.parametrize("name", ["semantic", "instance"])
+def test_signature_input(name):
+    loaded = tf.saved_model.load(str(BUNDLED / name))
+    assert list(loaded.signatures) == ["serving_default"]
+    spec = _input_spec(loaded.signatures["serving_default"])
+    assert spec.dtype == tf.uint8
+    assert spec.shape.as_list() == [None, 256, 256, 3]
+
+
+def test_semantic_outputs_on_random_batch(semantic):
+    images = tf.constant(
+        np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
+    )
+    out = semantic(images=images)
+    assert set(out) == {"logits"}
+    assert out["logits"].dtype == tf.float32
+    assert out["logits"].shape.as_list() == [3, 128, 128, 7]
+
+
+def test_instance_outputs_on_random_batch(instance):
+    images = tf.constant(
+        np.random.default_rng(1).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    )
+    out = instance(images=images)
+    shapes = {k: v.shape.as_list() for k, v in out.items()}
+    assert shapes == {
+        "detection_boxes": [2, K, 4],
+        "detection_scores": [2, K],
+        "detection_classes": [2, K],
+        "num_detections": [2],
+        "detection_masks": [2, K, M, M],
+    }
+    assert all(v.dtype == tf.float32 for v in out.values())
+
+
+def test_specs_match_the_contract():
+    semantic_spec = json.loads((BUNDLED / "semantic.json").read_text())
+    instance_spec = json.loads((BUNDLED / "instance.json").read_text())
+    common = {
+        "format": "saved_model",
+        "signature": "serving_default",
+        "input_key": "images",
+        "input_size": [256, 256],
+        "resize": "stretch",
+        "input_range": "uint8",
+        "labels": "labels.txt",
+    }
+    assert semantic_spec == {
+        **common,
+        "path": "semantic",
+        "output_format": "logits",
+        "output_key": "logits",
+        "label_offset": 0,
+    }
+    assert instance_spec == {
+        **common,
+        "path": "instance",
+        "output_format": "od_api",
+        "label_offset": -1,
+        "score_threshold": 0.5,
+        "mask_threshold": 0.5,
+    }
+    assert (BUNDLED / semantic_spec["labels"]).is_file()
+
+
+def test_bundled_size_under_10_mb():
+    total = sum(
+        p.stat().st_size
+        for d in ("semantic", "instance")
+        for p in (BUNDLED / d).rglob("*")
+        if p.is_file()
+    )
+    assert total <= 10 * 1024 * 1024
+
+
+def test_semantic_predictions_are_accurate(semantic, scenes):
+    confusion = np.zeros((7, 8), np.int64)
+    for scene, image in scenes:
+        h, w = scene.class_map.shape
+        logits = tf.image.resize(semantic(images=image)["logits"], [h, w], method="bilinear")
+        confusion += confusion_matrix(scene.class_map, tf.argmax(logits[0], axis=-1).numpy(), 7)
+    assert semantic_scores(confusion).pixel_accuracy > 0.8
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_instance_predictions_find_the_objects(instance, scenes):
+    found, total, false_pos = 0, 0, 0
+    for scene, image in scenes:
+        h, w = scene.class_map.shape
+        out = {k: v[0].numpy() for k, v in instance(images=image).items()}
+        scores = out["detection_scores"]
+        n = int(out["num_detections"])
+        assert np.all(np.diff(scores) <= 0)  # Descending.
+        assert np.all(scores[n:] == 0)
+        assert set(np.unique(out["detection_classes"][:n])) <= {
+            6.0,
+            7.0,
+        }  # 1-based vehicle/pedestrian.
+        assert np.all((out["detection_boxes"] >= 0) & (out["detection_boxes"] <= 1))
+        assert np.all((out["detection_masks"] >= 0) & (out["detection_masks"] <= 1))
+        keep = scores >= 0.5
+        masks = paste_masks(out["detection_masks"][keep], out["detection_boxes"][keep], h, w) >= 0.5
+        classes = out["detection_classes"][keep] - 1
+        for gt, gt_class in zip(scene.instance_masks, scene.instance_class_ids, strict=True):
+            if gt.sum() < 0.001 * h * w:
+                continue  # Tiny far-away objects: not what this sanity check is about.
+            total += 1
+            found += any(
+                c == gt_class and _mask_iou(m, gt) >= 0.5
+                for m, c in zip(masks, classes, strict=True)
+            )
+        false_pos += sum(
+            max((_mask_iou(m, g) for g in scene.instance_masks), default=0.0) < 0.1 for m in masks
+        )
+    assert total >= 10
+    assert found / total >= 0.6
+    assert false_pos <= total // 4

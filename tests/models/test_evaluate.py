@@ -1,0 +1,252 @@
+"""Tests for models.evaluate_metrics and models.evaluate, on hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from models import evaluate
+from models.evaluate_metrics import (
+    Detection,
+    GroundTruthImage,
+    confusion_matrix,
+    encode_mask,
+    instance_scores,
+    semantic_scores,
+)
+from models.synthetic import scene_for_index, write_shards
+from pipeline import schemas
+from transforms.elements import make_image_id
+
+VEHICLE, PEDESTRIAN = 5, 6
+CLASSES = (VEHICLE, PEDESTRIAN)
+
+
+def _square(h: int, w: int, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
+    m = np.zeros((h, w), dtype=bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def _gt(masks: list[np.ndarray], classes: list[int]) -> GroundTruthImage:
+    h, w = masks[0].shape
+    return GroundTruthImage(h, w, tuple(encode_mask(m) for m in masks), tuple(classes))
+
+
+# ------------------------------------------------------------------ semantic
+
+
+def test_confusion_matrix_counts_pairs_and_void_column():
+    gt = np.array([[0, 0, 1], [1, 2, 2]])
+    pred = np.array([[0, 1, 1], [3, 2, 0]])  # 3 = no prediction for 3 classes.
+    cm = confusion_matrix(gt, pred, 3)
+    expected = np.array(
+        [
+            [1, 1, 0, 0],
+            [0, 1, 0, 1],
+            [1, 0, 1, 0],
+        ]
+    )
+    np.testing.assert_array_equal(cm, expected)
+
+
+def test_semantic_scores_by_hand():
+    gt = np.array([[0, 0, 1], [1, 2, 2]])
+    pred = np.array([[0, 1, 1], [3, 2, 0]])
+    scores = semantic_scores(confusion_matrix(gt, pred, 3))
+    # Class 0: TP 1, predicted 2 (cells (0,0),(1,2)), true 2 -> union 3.
+    # Class 1: TP 1, predicted 2, true 2 -> union 3 (the void pixel is a miss only).
+    # Class 2: TP 1, predicted 1, true 2 -> union 2.
+    assert scores.per_class_iou == pytest.approx((1 / 3, 1 / 3, 1 / 2))
+    assert scores.miou == pytest.approx((1 / 3 + 1 / 3 + 1 / 2) / 3)
+    assert scores.pixel_accuracy == pytest.approx(3 / 6)
+
+
+def test_semantic_perfect_and_absent_class():
+    gt = np.array([[0, 1], [1, 0]])
+    scores = semantic_scores(confusion_matrix(gt, gt, 4))
+    assert scores.per_class_iou[:2] == (1.0, 1.0)
+    assert all(math.isnan(v) for v in scores.per_class_iou[2:])  # Absent: excluded from the mean.
+    assert scores.miou == 1.0
+
+
+def test_semantic_shifted_square_iou_by_hand():
+    gt = _square(20, 20, 5, 5, 15, 15).astype(np.int64)  # Class 1 = a 10x10 square.
+    pred = _square(20, 20, 5, 7, 15, 17).astype(np.int64)  # Shifted right by 2.
+    scores = semantic_scores(confusion_matrix(gt, pred, 2))
+    # Class 1: intersection 10x8 = 80, union 100 + 100 - 80 = 120.
+    assert scores.per_class_iou[1] == pytest.approx(80 / 120)
+    # Class 0: 300 true, 300 predicted, 280 shared -> 280 / 320.
+    assert scores.per_class_iou[0] == pytest.approx(280 / 320)
+
+
+def test_confusion_matrix_rejects_bad_ids():
+    with pytest.raises(ValueError, match="Ground-truth class ids"):
+        confusion_matrix(np.array([[7]]), np.array([[0]]), 7)
+    with pytest.raises(ValueError, match="differ in shape"):
+        confusion_matrix(np.zeros((2, 2)), np.zeros((2, 3)), 7)
+
+
+# ------------------------------------------------------------------ instances
+
+
+def test_perfect_instances_score_one():
+    a, b = _square(40, 40, 2, 2, 12, 12), _square(40, 40, 20, 20, 35, 30)
+    dets = [
+        Detection(0, VEHICLE, 0.9, encode_mask(a)),
+        Detection(0, PEDESTRIAN, 0.8, encode_mask(b)),
+    ]
+    scores = instance_scores([_gt([a, b], [VEHICLE, PEDESTRIAN])], dets, CLASSES)
+    assert scores.ap == pytest.approx(1.0)
+    assert scores.ap50 == pytest.approx(1.0)
+    assert scores.ap75 == pytest.approx(1.0)
+    assert scores.ar == pytest.approx(1.0)
+
+
+def test_empty_prediction_scores_zero():
+    a = _square(40, 40, 2, 2, 12, 12)
+    scores = instance_scores([_gt([a], [VEHICLE])], [], CLASSES)
+    assert scores == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_shifted_instance_passes_iou_50_but_not_75():
+    gt = _square(30, 30, 5, 5, 15, 15)
+    pred = _square(30, 30, 5, 7, 15, 17)  # IoU 80 / 120 = 0.667.
+    scores = instance_scores(
+        [_gt([gt], [VEHICLE])], [Detection(0, VEHICLE, 0.9, encode_mask(pred))], CLASSES
+    )
+    assert scores.ap50 == pytest.approx(1.0)
+    assert scores.ap75 == pytest.approx(0.0)
+    # Matches at IoU thresholds 0.50, 0.55, 0.60, 0.65: 4 of the 10.
+    assert scores.ap == pytest.approx(0.4)
+
+
+def test_merged_instances_lose_half_the_recall():
+    # Two touching vehicles, 10x10 and 10x6, predicted as one 10x16 blob.
+    big, small = _square(30, 30, 5, 5, 15, 15), _square(30, 30, 5, 15, 15, 21)
+    merged = big | small
+    det = Detection(0, VEHICLE, 0.9, encode_mask(merged))
+    scores = instance_scores([_gt([big, small], [VEHICLE, VEHICLE])], [det], CLASSES)
+    # IoU(merged, big) = 100/160 = 0.625 matches at 0.5; small (IoU 0.375) is missed.
+    # Precision is 1 up to recall 0.5, then 0: COCO's 101-point interpolation gives 51/101.
+    assert scores.ap50 == pytest.approx(51 / 101)
+    assert scores.ar == pytest.approx(0.5 * 3 / 10)  # big matched at 0.50, 0.55, 0.60 only.
+
+
+def test_wrong_class_does_not_match():
+    a = _square(30, 30, 5, 5, 15, 15)
+    scores = instance_scores(
+        [_gt([a], [VEHICLE])], [Detection(0, PEDESTRIAN, 0.9, encode_mask(a))], CLASSES
+    )
+    assert scores.ap50 == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------ run directory
+
+
+def _write_table(path, schema: pa.Schema, rows: list[dict]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path / "part-00000-of-00001.parquet")
+
+
+def _perfect_run(tmp_path, shard_paths, seed: int, n: int, skip: int | None = None):
+    """Writes semantic_masks and instances tables that reproduce the ground truth."""
+    sem_rows, ins_rows = [], []
+    names = ["sky", "building", "road", "sidewalk", "vegetation", "vehicle", "pedestrian"]
+    for i in range(n):
+        if i == skip:
+            continue
+        scene = scene_for_index(seed, i, (120, 160))
+        image_id = make_image_id(str(shard_paths[0]), i)
+        h, w = scene.class_map.shape
+        for c in np.unique(scene.class_map):
+            m = scene.class_map == c
+            sem_rows.append(
+                {
+                    "image_id": image_id,
+                    "class_id": int(c),
+                    "class_name": names[c],
+                    "height": h,
+                    "width": w,
+                    "pixel_count": int(m.sum()),
+                    "rle": encode_mask(m)["counts"],
+                }
+            )
+        for k, (m, c) in enumerate(
+            zip(scene.instance_masks, scene.instance_class_ids, strict=True)
+        ):
+            ys, xs = np.nonzero(m)
+            ins_rows.append(
+                {
+                    "image_id": image_id,
+                    "instance_id": f"{image_id}-{k}",
+                    "class_id": int(c),
+                    "class_name": names[c],
+                    "score": 0.9,
+                    "bbox_x": float(xs.min()),
+                    "bbox_y": float(ys.min()),
+                    "bbox_w": float(xs.max() - xs.min() + 1),
+                    "bbox_h": float(ys.max() - ys.min() + 1),
+                    "area": int(m.sum()),
+                    "height": h,
+                    "width": w,
+                    "rle": encode_mask(m)["counts"],
+                }
+            )
+    run = tmp_path / "run"
+    _write_table(run / "semantic_masks", schemas.SEMANTIC_MASKS, sem_rows)
+    _write_table(run / "instances", schemas.INSTANCES, ins_rows)
+    return run
+
+
+def test_evaluate_run_perfect_tables(tmp_path):
+    shards = write_shards(tmp_path / "shards", 3, seed=11, images_per_shard=3, size=(120, 160))
+    run = _perfect_run(tmp_path, shards, seed=11, n=3)
+    names = ["sky", "building", "road", "sidewalk", "vegetation", "vehicle", "pedestrian"]
+    summary = evaluate.evaluate_run([str(p) for p in shards], run, names)
+    assert summary["num_images"] == 3
+    assert summary["num_images_without_semantic_rows"] == 0
+    assert summary["semantic"]["miou"] == pytest.approx(1.0)
+    assert summary["semantic"]["pixel_accuracy"] == pytest.approx(1.0)
+    assert summary["instance"]["AP"] == pytest.approx(1.0)
+
+
+def test_evaluate_run_counts_missing_image_as_miss(tmp_path):
+    shards = write_shards(tmp_path / "shards", 2, seed=11, images_per_shard=2, size=(120, 160))
+    run = _perfect_run(tmp_path, shards, seed=11, n=2, skip=1)
+    names = ["sky", "building", "road", "sidewalk", "vegetation", "vehicle", "pedestrian"]
+    summary = evaluate.evaluate_run([str(p) for p in shards], run, names)
+    assert summary["num_images_without_semantic_rows"] == 1
+    # Half the pixels (both images are 120x160) are unpredicted misses.
+    assert summary["semantic"]["pixel_accuracy"] == pytest.approx(0.5)
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    shards = write_shards(tmp_path / "shards", 2, seed=11, images_per_shard=2, size=(120, 160))
+    run = _perfect_run(tmp_path, shards, seed=11, n=2)
+    out = tmp_path / "summary.json"
+    evaluate.main(
+        [
+            "--shards",
+            str(tmp_path / "shards" / "*.tfrecord"),
+            "--run_dir",
+            str(run),
+            "--json",
+            str(out),
+        ]
+    )
+    summary = json.loads(out.read_text())
+    assert summary["semantic"]["miou"] == pytest.approx(1.0)
+    assert json.loads(capsys.readouterr().out) == summary
+
+
+def test_cli_rejects_empty_glob(tmp_path):
+    with pytest.raises(SystemExit, match="matched no files"):
+        evaluate.main(
+            ["--shards", str(tmp_path / "nothing-*.tfrecord"), "--run_dir", str(tmp_path)]
+        )
