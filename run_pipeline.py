@@ -15,6 +15,12 @@ On a finished run directory:
 
 from __future__ import annotations
 
+import os
+
+# TensorFlow's C++ start-up notices (oneDNN, CPU features, grappler cost warnings) bury the
+# run's own log; set before TensorFlow is first imported. Worker processes inherit it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 import argparse
 import logging
 import sys
@@ -140,7 +146,10 @@ def main(argv: Sequence[str]) -> int:
     if "-h" in argv or "--help" in argv:
         _print_help()
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # force: importing Beam already put a WARNING-level handler on the root logger.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     try:
         outcome = run(argv)
