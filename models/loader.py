@@ -14,7 +14,6 @@ once on a blank image, so a bad model fails before any input is read.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -26,7 +25,7 @@ from models.adapters import Backend, SignatureInfo, open_backend
 from models.signature_checks import check_signature
 from models.spec import TASK_SEMANTIC, ModelSpec
 
-_LOG = logging.getLogger(__name__)
+# Read only for Model Garden outputs; OD-API models have no image_info.
 _NO_IMAGE_INFO = np.zeros([4, 2], np.float32)
 # Size of validate_model's test image for models fed at each image's own size.
 _TEST_IMAGE_SIZE = (64, 64)
@@ -96,6 +95,18 @@ class _BatchRunner:
             for start in range(0, len(indices), limit)
         ]
 
+    def _unbatch(self, outputs: dict[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
+        """One model call's outputs -> `count` per-image dicts (batch dimension removed)."""
+        for name in self.output_names:
+            if outputs[name].shape[:1] != (count,):
+                raise ValueError(
+                    f"output {name} has shape {outputs[name].shape} for a batch of {count}; "
+                    "expected a leading batch dimension"
+                )
+        # num_detections is optional (OD-API has it, not every export): read when present.
+        names = [*self.output_names, *(["num_detections"] if "num_detections" in outputs else [])]
+        return [{name: outputs[name][position] for name in names} for position in range(count)]
+
     def run(self, images: Sequence[np.ndarray]) -> list[tuple[_Prepared, dict[str, np.ndarray]]]:
         """Runs every image; returns (prepared image, its outputs without batch dim) per image."""
         prepared = [self._prepare(image) for image in images]
@@ -103,18 +114,10 @@ class _BatchRunner:
         for indices in self._groups(prepared):
             batch = np.stack([prepared[i].image for i in indices])
             outputs = self._backend.run(self._input_key, batch)
-            for name in self.output_names:
-                value = outputs[name]
-                if value.shape[:1] != (len(indices),):
-                    raise ValueError(
-                        f"output {name} has shape {value.shape} for a batch of {len(indices)}; "
-                        "expected a leading batch dimension"
-                    )
-                for position, index in enumerate(indices):
-                    per_image[index][name] = value[position]
-            if "num_detections" in outputs:
-                for position, index in enumerate(indices):
-                    per_image[index]["num_detections"] = outputs["num_detections"][position]
+            for index, image_outputs in zip(
+                indices, self._unbatch(outputs, len(indices)), strict=True
+            ):
+                per_image[index] = image_outputs
         return list(zip(prepared, per_image, strict=True))
 
 
@@ -166,19 +169,24 @@ class SemanticModel(LoadedModel):
         Returns:
           One int32 [H_i, W_i] class map per image, in label-map id space.
         """
-        results = []
+        class_maps = []
         for prepared, outputs in self._runner.run(images):
-            raw = np.asarray(outputs[self._output_name], np.float32)
-            if raw.ndim == 2:
-                raw = raw[:, :, np.newaxis]
-            if raw.ndim != 3:
-                raise ValueError(
-                    f"output {self._output_name} has per-image shape {raw.shape}; expected "
-                    "[h, w, C] or [h, w] (channels-last)"
-                )
+            raw = self._channels_last(outputs[self._output_name])
             out = self._postprocess(raw, prepared.content_box, prepared.size)
-            results.append(out["class_map"].numpy())
-        return results
+            class_maps.append(out["class_map"].numpy())
+        return class_maps
+
+    def _channels_last(self, output: np.ndarray) -> np.ndarray:
+        """One image's output as float32 [h, w, C]; a [h, w] map gets C = 1."""
+        raw = np.asarray(output, np.float32)
+        if raw.ndim == 2:
+            raw = raw[:, :, np.newaxis]
+        if raw.ndim != 3:
+            raise ValueError(
+                f"output {self._output_name} has per-image shape {raw.shape}; expected "
+                "[h, w, C] or [h, w] (channels-last)"
+            )
+        return raw
 
 
 class InstanceModel(LoadedModel):
@@ -220,33 +228,31 @@ class InstanceModel(LoadedModel):
         Returns:
           One InstancePrediction per image.
         """
-        results = []
+        predictions = []
         for prepared, outputs in self._runner.run(images):
-            detections = self._detections(outputs)
             out = self._postprocess(
-                **detections, content_box=prepared.content_box, size=prepared.size
+                **self._detections(outputs), content_box=prepared.content_box, size=prepared.size
             )
-            sizes = out["mask_sizes"].numpy()
-            flat = out["masks"].numpy()
-            splits = np.cumsum(sizes.prod(axis=1))[:-1]
-            crops = (
-                tuple(
-                    part.reshape(shape)
-                    for part, shape in zip(np.split(flat, splits), sizes, strict=True)
-                )
-                if len(sizes)
-                else ()
-            )
-            results.append(
+            predictions.append(
                 InstancePrediction(
                     class_ids=out["class_ids"].numpy(),
                     scores=out["scores"].numpy(),
                     boxes=out["boxes"].numpy(),
-                    mask_crops=crops,
+                    mask_crops=_split_windows(out["masks"].numpy(), out["mask_sizes"].numpy()),
                     mask_offsets=out["mask_offsets"].numpy(),
                 )
             )
-        return results
+        return predictions
+
+
+def _split_windows(flat: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Concatenated row-major windows (bool [sum(h_i * w_i)]) -> N x bool [h_i, w_i]."""
+    if not len(sizes):
+        return ()
+    ends = np.cumsum(sizes.prod(axis=1))[:-1]
+    return tuple(
+        part.reshape(shape) for part, shape in zip(np.split(flat, ends), sizes, strict=True)
+    )
 
 
 def load_model(spec: ModelSpec) -> SemanticModel | InstanceModel:

@@ -31,8 +31,6 @@ _SEMANTIC_RANKS = {
     "foreground_probability": (3, 4),  # [B, h, w] or [B, h, w, 1]
     "class_map": (3, 4),
 }
-
-
 # Semantic formats whose [B, h, w, C] output must have C == 1.
 _ONE_CHANNEL = ("foreground_probability", "class_map")
 
@@ -118,31 +116,30 @@ def _output_names(spec: ModelSpec, info: SignatureInfo) -> tuple[str, ...]:
     return MODEL_GARDEN_OUTPUTS if spec.output_format == "model_garden" else OD_API_OUTPUTS
 
 
-def _check_output_ranks(spec: ModelSpec, info: SignatureInfo, names: tuple[str, ...]) -> None:
-    for name in names:
-        output = info.output(name)
-        if output is None or output.shape is None:
-            continue  # Missing outputs are reported by the caller; unknown ranks at run time.
-        if spec.task == TASK_SEMANTIC:
-            ranks = _SEMANTIC_RANKS[spec.output_format]
-        else:
-            ranks = _INSTANCE_RANKS[name]
-        if len(output.shape) not in ranks:
-            expected = " or ".join(map(str, ranks))
-            raise mismatch(
-                spec,
-                info,
-                f"output_format {spec.output_format!r} reads {name} as a rank-{expected} "
-                f"tensor (batch first), but it is {output.describe()}",
-            )
-        channels = output.shape[3] if len(output.shape) == 4 else None
-        if spec.output_format in _ONE_CHANNEL and channels not in (None, 1):
-            raise mismatch(
-                spec,
-                info,
-                f"output_format {spec.output_format!r} reads one channel, but {name} has "
-                f"{channels}; a per-class output is 'logits' or 'probabilities'",
-            )
+def _check_output_shape(spec: ModelSpec, info: SignatureInfo, name: str) -> None:
+    """Checks one read output's rank, and its channel count where the format reads one."""
+    output = info.output(name)
+    if output is None or output.shape is None:
+        return  # Missing outputs are reported by the caller; unknown ranks at run time.
+    ranks = (
+        _SEMANTIC_RANKS[spec.output_format] if spec.task == TASK_SEMANTIC else _INSTANCE_RANKS[name]
+    )
+    if len(output.shape) not in ranks:
+        expected = " or ".join(map(str, ranks))
+        raise mismatch(
+            spec,
+            info,
+            f"output_format {spec.output_format!r} reads {name} as a rank-{expected} "
+            f"tensor (batch first), but it is {output.describe()}",
+        )
+    channels = output.shape[3] if len(output.shape) == 4 else None
+    if spec.output_format in _ONE_CHANNEL and channels not in (None, 1):
+        raise mismatch(
+            spec,
+            info,
+            f"output_format {spec.output_format!r} reads one channel, but {name} has "
+            f"{channels}; a per-class output is 'logits' or 'probabilities'",
+        )
 
 
 def semantic_class_ids(spec: ModelSpec, info: SignatureInfo) -> range | None:
@@ -198,7 +195,8 @@ def check_signature(spec: ModelSpec, info: SignatureInfo) -> ModelInterface:
     missing = [name for name in names if info.output(name) is None]
     if missing:
         raise mismatch(spec, info, f"output_format {spec.output_format!r} needs outputs {missing}")
-    _check_output_ranks(spec, info, names)
+    for name in names:
+        _check_output_shape(spec, info, name)
     if spec.task == TASK_SEMANTIC:
         _check_labels(spec, info)
     return ModelInterface(

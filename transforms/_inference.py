@@ -1,10 +1,11 @@
-"""Shared machinery of the segmentation DoFns: model sharing, batching, error isolation.
+"""Shared machinery of the segmentation transforms: model sharing, batching, error isolation.
 
-A subclass says how to load its model and how to encode one prediction; this
-base class loads the model once per worker process (shared across DoFn
+`InferenceDoFn` loads its model once per worker process (shared across DoFn
 instances and threads via `apache_beam.utils.shared.Shared`, keyed by the
 model's fingerprint and spec), runs each batch, retries a failed batch image by
-image so one bad image only fails itself, and records metrics.
+image so one bad image only fails itself, and records metrics; a subclass says
+only how to encode one prediction. `SegmentationTransform` wraps one such DoFn
+as the labelled step of SemanticSegmentation / InstanceSegmentation.
 
 Class ids without a label: whether a model can predict one is known before
 the run only for semantic logits/probabilities/foreground models (checked by
@@ -20,8 +21,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 import apache_beam as beam
 from apache_beam.utils.shared import Shared
@@ -34,10 +35,18 @@ from transforms.elements import STAGE_ENCODE, STAGE_INFER, DecodedBatch, Decoded
 _LOG = logging.getLogger(__name__)
 
 PredictionT = TypeVar("PredictionT")
+PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
 
 # TF error messages can embed whole graphs; the errors table needs the gist.
 _MAX_MESSAGE_CHARS = 2000
+
+
+class TfThreads(NamedTuple):
+    """TensorFlow's thread pools in a worker process (0: TensorFlow's default)."""
+
+    intra_op: int = 0  # Threads inside one op (e.g. a convolution).
+    inter_op: int = 0  # Ops run in parallel.
 
 
 class _ModelHandle:
@@ -65,46 +74,49 @@ def chunks(items: Sequence[DecodedImage], size: int) -> Iterator[Sequence[Decode
         yield items[start : start + size]
 
 
-class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
-    """DecodedBatch -> one ResultT per image with pixels (errored images are skipped)."""
+def check_task(spec: ModelSpec, task: str, transform: str) -> None:
+    """Refuses a spec for the other task: its outputs would be read with the wrong meaning."""
+    if spec.task != task:
+        article = "an" if task[0] in "aeiou" else "a"
+        raise ValueError(f"{transform} needs {article} {task} model spec, got {spec.task!r}")
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        batch_size: int,
-        namespace: str,
-        intra_op_threads: int,
-        inter_op_threads: int,
-    ) -> None:
+
+class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
+    """DecodedBatch -> one ResultT per image with pixels (errored images are skipped).
+
+    Subclasses set `metrics_namespace` and `result_type` and implement `_encode`.
+    """
+
+    metrics_namespace: ClassVar[str]
+    # Set on the subclass: SemanticResult or InstanceResult, which share the field
+    # order (image_id, height, width, payload, error) that `_result` relies on.
+    result_type: Callable[..., ResultT]
+
+    def __init__(self, spec: ModelSpec, batch_size: int, threads: TfThreads) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._spec = spec
         self._batch_size = batch_size
-        self._threads = (intra_op_threads, inter_op_threads)
+        self._threads = threads
         self._tag = model_tag(spec)  # Hashed once, on the driver, not per worker.
         self._shared = Shared()
         self._handle: _ModelHandle | None = None  # Set in setup(); keeps the shared model alive.
+        self._label_ids = frozenset(spec.class_names)
+        self._warned_ids: set[int] = set()  # Per worker: one warning per unlabelled id.
+        namespace = self.metrics_namespace
         self._images_inferred = beam.metrics.Metrics.counter(namespace, "images_inferred")
         self._infer_errors = beam.metrics.Metrics.counter(namespace, "infer_errors")
         self._encode_errors = beam.metrics.Metrics.counter(namespace, "encode_errors")
         self._latency_ms = beam.metrics.Metrics.distribution(namespace, "inference_latency_ms")
         self._unlabeled = beam.metrics.Metrics.counter(namespace, "unlabeled_predictions")
-        self._label_ids = frozenset(spec.class_names)
-        self._warned_ids: set[int] = set()  # Per worker: one warning per unlabelled id.
 
     def setup(self) -> None:
-        configure_threads(*self._threads)
+        configure_threads(self._threads.intra_op, self._threads.inter_op)
         spec = self._spec
         self._handle = self._shared.acquire(lambda: _ModelHandle(load_model(spec)), tag=self._tag)
 
-    # ---------------------------------------------------------------- subclass hooks
-
-    def _encode(self, image: DecodedImage, prediction: PredictionT) -> ResultT:
-        """Encodes one image's prediction (may raise: that becomes an "encode" error)."""
-        raise NotImplementedError
-
-    def _failed(self, image: DecodedImage, error: StageError) -> ResultT:
-        """The result of an image that could not be inferred or encoded."""
+    def _encode(self, image: DecodedImage, prediction: PredictionT) -> PayloadT:
+        """One image's encoded prediction (may raise: that becomes an "encode" error)."""
         raise NotImplementedError
 
     def _note_unlabeled(self, class_ids: Iterable[int]) -> None:
@@ -127,8 +139,6 @@ class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
                 class_id,
             )
 
-    # ---------------------------------------------------------------- processing
-
     def process(self, batch: DecodedBatch) -> Iterator[ResultT]:
         images = [d for d in batch if d.error is None and d.pixels is not None]
         for chunk in chunks(images, self._batch_size):
@@ -139,10 +149,14 @@ class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
         if isinstance(outcome, StageError):
             return self._failed(image, outcome)
         try:
-            return self._encode(image, outcome)
+            payload = self._encode(image, outcome)
         except Exception as e:  # noqa: BLE001  # Any encoding bug must become an error row, not a crash.
             self._encode_errors.inc()
             return self._failed(image, stage_error(STAGE_ENCODE, e))
+        return self.result_type(image.ref.image_id, image.height, image.width, payload)
+
+    def _failed(self, image: DecodedImage, error: StageError) -> ResultT:
+        return self.result_type(image.ref.image_id, image.height, image.width, (), error)
 
     def _predict(self, images: Sequence[DecodedImage]) -> list[PredictionT]:
         start = time.perf_counter()
@@ -170,3 +184,14 @@ class _InferenceDoFn(beam.DoFn, Generic[PredictionT, ResultT]):
             return stage_error(STAGE_INFER, e)
         self._images_inferred.inc()
         return prediction
+
+
+class SegmentationTransform(beam.PTransform):
+    """PCollection[DecodedBatch] -> PCollection of the DoFn's results, in one labelled step."""
+
+    def __init__(self, do_fn: InferenceDoFn) -> None:
+        super().__init__()
+        self._do_fn = do_fn
+
+    def expand(self, batches: beam.PCollection[DecodedBatch]) -> beam.PCollection:
+        return batches | "InferAndEncode" >> beam.ParDo(self._do_fn)

@@ -9,8 +9,8 @@ import numpy as np
 
 from models.loader import InstancePrediction
 from models.spec import TASK_INSTANCE, ModelSpec
-from transforms._inference import _InferenceDoFn
-from transforms.elements import DecodedBatch, DecodedImage, Instance, InstanceResult, StageError
+from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
+from transforms.elements import DecodedImage, Instance, InstanceResult
 from transforms.rle import encode_crop
 
 METRICS_NAMESPACE = "segbeam.instance"
@@ -56,22 +56,20 @@ def encode_instance(
     )
 
 
-class _InstanceDoFn(_InferenceDoFn[InstancePrediction, InstanceResult]):
+class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], InstanceResult]):
     """Runs the instance model; encodes each non-empty instance mask as RLE."""
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        batch_size: int,
-        namespace: str,
-        intra_op_threads: int,
-        inter_op_threads: int,
-    ) -> None:
-        super().__init__(spec, batch_size, namespace, intra_op_threads, inter_op_threads)
-        self._instances_detected = beam.metrics.Metrics.counter(namespace, "instances_detected")
-        self._empty_masks = beam.metrics.Metrics.counter(namespace, "empty_masks_dropped")
+    metrics_namespace = METRICS_NAMESPACE
+    result_type = InstanceResult
 
-    def _encode(self, image: DecodedImage, prediction: InstancePrediction) -> InstanceResult:
+    def __init__(self, spec: ModelSpec, batch_size: int, threads: TfThreads) -> None:
+        super().__init__(spec, batch_size, threads)
+        self._instances_detected = beam.metrics.Metrics.counter(
+            METRICS_NAMESPACE, "instances_detected"
+        )
+        self._empty_masks = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "empty_masks_dropped")
+
+    def _encode(self, image: DecodedImage, prediction: InstancePrediction) -> tuple[Instance, ...]:
         encoded = [
             encode_instance(prediction, i, image.height, image.width)
             for i in range(len(prediction.scores))
@@ -80,24 +78,10 @@ class _InstanceDoFn(_InferenceDoFn[InstancePrediction, InstanceResult]):
         self._note_unlabeled(instance.class_id for instance in instances)
         self._empty_masks.inc(len(encoded) - len(instances))
         self._instances_detected.inc(len(instances))
-        return InstanceResult(
-            image_id=image.ref.image_id,
-            height=image.height,
-            width=image.width,
-            instances=instances,
-        )
-
-    def _failed(self, image: DecodedImage, error: StageError) -> InstanceResult:
-        return InstanceResult(
-            image_id=image.ref.image_id,
-            height=image.height,
-            width=image.width,
-            instances=(),
-            error=error,
-        )
+        return instances
 
 
-class InstanceSegmentation(beam.PTransform):
+class InstanceSegmentation(SegmentationTransform):
     """PCollection[DecodedBatch] -> PCollection[InstanceResult].
 
     One InstanceResult per image that has pixels (images already carrying an
@@ -130,16 +114,8 @@ class InstanceSegmentation(beam.PTransform):
         intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
         inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
         """
-        super().__init__()
-        if spec.task != TASK_INSTANCE:
-            raise ValueError(
-                f"InstanceSegmentation needs an instance model spec, got {spec.task!r}"
-            )
+        check_task(spec, TASK_INSTANCE, "InstanceSegmentation")
         if score_threshold is not None:
             spec = dataclasses.replace(spec, score_threshold=score_threshold)
-        self._do_fn = _InstanceDoFn(
-            spec, batch_size, METRICS_NAMESPACE, intra_op_threads, inter_op_threads
-        )
-
-    def expand(self, batches: beam.PCollection[DecodedBatch]) -> beam.PCollection[InstanceResult]:
-        return batches | "InferAndEncode" >> beam.ParDo(self._do_fn)
+        threads = TfThreads(intra_op_threads, inter_op_threads)
+        super().__init__(_InstanceDoFn(spec, batch_size, threads))

@@ -38,9 +38,10 @@ def counts_to_string(counts: np.ndarray) -> str:
     Returns:
       The ASCII `counts` string.
     """
-    values = np.asarray(counts, dtype=np.int64).copy()
+    counts = np.asarray(counts, dtype=np.int64)
+    values = counts.copy()  # Deltas must come from the original counts, not updated ones.
     if values.size > 3:
-        values[3:] -= np.asarray(counts, dtype=np.int64)[1:-2]
+        values[3:] -= counts[1:-2]
     columns: list[np.ndarray] = []
     emitted: list[np.ndarray] = []
     active = np.ones(values.size, dtype=bool)

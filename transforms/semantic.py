@@ -2,45 +2,33 @@
 
 from __future__ import annotations
 
-import apache_beam as beam
 import numpy as np
 
 from models.spec import TASK_SEMANTIC, ModelSpec
-from transforms._inference import _InferenceDoFn
-from transforms.elements import DecodedBatch, DecodedImage, SemanticResult, StageError
+from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
+from transforms.elements import ClassMask, DecodedImage, SemanticResult
 from transforms.rle import encode_class_map
 
 METRICS_NAMESPACE = "segbeam.semantic"
 
 
-class _SemanticDoFn(_InferenceDoFn[np.ndarray, SemanticResult]):
+class _SemanticDoFn(InferenceDoFn[np.ndarray, tuple[ClassMask, ...], SemanticResult]):
     """Runs the semantic model; encodes each int32 [H, W] class map as per-class RLE."""
 
-    def _encode(self, image: DecodedImage, prediction: np.ndarray) -> SemanticResult:
+    metrics_namespace = METRICS_NAMESPACE
+    result_type = SemanticResult
+
+    def _encode(self, image: DecodedImage, prediction: np.ndarray) -> tuple[ClassMask, ...]:
         if prediction.shape != (image.height, image.width):
             raise ValueError(
                 f"class map is {prediction.shape} but the image is {image.height}x{image.width}"
             )
         classes = tuple(encode_class_map(prediction))
         self._note_unlabeled(mask.class_id for mask in classes)
-        return SemanticResult(
-            image_id=image.ref.image_id,
-            height=image.height,
-            width=image.width,
-            classes=classes,
-        )
-
-    def _failed(self, image: DecodedImage, error: StageError) -> SemanticResult:
-        return SemanticResult(
-            image_id=image.ref.image_id,
-            height=image.height,
-            width=image.width,
-            classes=(),
-            error=error,
-        )
+        return classes
 
 
-class SemanticSegmentation(beam.PTransform):
+class SemanticSegmentation(SegmentationTransform):
     """PCollection[DecodedBatch] -> PCollection[SemanticResult].
 
     One SemanticResult per image that has pixels (images already carrying an
@@ -67,12 +55,6 @@ class SemanticSegmentation(beam.PTransform):
         intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
         inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
         """
-        super().__init__()
-        if spec.task != TASK_SEMANTIC:
-            raise ValueError(f"SemanticSegmentation needs a semantic model spec, got {spec.task!r}")
-        self._do_fn = _SemanticDoFn(
-            spec, batch_size, METRICS_NAMESPACE, intra_op_threads, inter_op_threads
-        )
-
-    def expand(self, batches: beam.PCollection[DecodedBatch]) -> beam.PCollection[SemanticResult]:
-        return batches | "InferAndEncode" >> beam.ParDo(self._do_fn)
+        check_task(spec, TASK_SEMANTIC, "SemanticSegmentation")
+        threads = TfThreads(intra_op_threads, inter_op_threads)
+        super().__init__(_SemanticDoFn(spec, batch_size, threads))

@@ -16,6 +16,7 @@ class TensorInfo(NamedTuple):
     dtype: str  # numpy dtype name, e.g. "uint8", "float32".
 
     def describe(self) -> str:
+        """E.g. 'images uint8 [None, 256, 256, 3]' ('?' for an unknown rank)."""
         dims = "?" if self.shape is None else "[" + ", ".join(str(d) for d in self.shape) + "]"
         return f"{self.name} {self.dtype} {dims}"
 
@@ -28,9 +29,11 @@ class SignatureInfo:
     outputs: tuple[TensorInfo, ...]
 
     def input(self, name: str) -> TensorInfo | None:
+        """The input called `name`, or None if the model has none."""
         return next((t for t in self.inputs if t.name == name), None)
 
     def output(self, name: str) -> TensorInfo | None:
+        """The output called `name`, or None if the model has none."""
         return next((t for t in self.outputs if t.name == name), None)
 
     def describe(self) -> str:

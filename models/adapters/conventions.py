@@ -8,9 +8,10 @@ and OD-API vs Model Garden instance outputs. Anything else keeps its default.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from models.adapters.base import SignatureInfo, TensorInfo
+from models.spec_keys import TASK_SEMANTIC
 
 _LOG = logging.getLogger(__name__)
 
@@ -19,7 +20,23 @@ MODEL_GARDEN_OUTPUTS = (*OD_API_OUTPUTS, "image_info")
 INTEGER_DTYPES = ("uint8", "int8", "int16", "uint16", "int32", "int64")
 
 
-def _single_input(info: SignatureInfo) -> TensorInfo:
+def _named_tensor(
+    info: SignatureInfo, given: dict[str, Any], kind: Literal["input", "output"]
+) -> TensorInfo:
+    """The input or output that the spec's `input_key` / `output_key` names."""
+    name = given[f"{kind}_key"]
+    tensor = info.input(name) if kind == "input" else info.output(name)
+    if tensor is None:
+        raise ValueError(
+            f"the model has no {kind} {name!r} ({info.describe()}); "
+            f"fix `{kind}_key` in the model spec"
+        )
+    return tensor
+
+
+def _image_input(info: SignatureInfo, given: dict[str, Any]) -> TensorInfo:
+    if "input_key" in given:
+        return _named_tensor(info, given, "input")
     if len(info.inputs) != 1:
         raise ValueError(
             f"cannot tell which input takes the images ({info.describe()}); "
@@ -49,13 +66,7 @@ def _input_conventions(image_input: TensorInfo, given: dict[str, Any]) -> dict[s
 
 def _semantic_output(info: SignatureInfo, given: dict[str, Any]) -> TensorInfo:
     if "output_key" in given:
-        output = info.output(given["output_key"])
-        if output is None:
-            raise ValueError(
-                f"the model has no output {given['output_key']!r} ({info.describe()}); "
-                "fix `output_key` in the model spec"
-            )
-        return output
+        return _named_tensor(info, given, "output")
     logits = info.output("logits")
     if logits is not None:
         return logits
@@ -104,17 +115,8 @@ def detect_conventions(info: SignatureInfo, task: str, given: dict[str, Any]) ->
       Detected values for some of: input_key, input_size, batch_size,
       output_key, output_format.
     """
-    if "input_key" in given:
-        image_input = info.input(given["input_key"])
-        if image_input is None:
-            raise ValueError(
-                f"the model has no input {given['input_key']!r} ({info.describe()}); "
-                "fix `input_key` in the model spec"
-            )
-    else:
-        image_input = _single_input(info)
-    detected = _input_conventions(image_input, given)
-    if task == "semantic":
+    detected = _input_conventions(_image_input(info, given), given)
+    if task == TASK_SEMANTIC:
         output = _semantic_output(info, given)
         detected["output_key"] = output.name
         if "output_format" not in given:

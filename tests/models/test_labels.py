@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.labels import load_labels, parse_inline, parse_pbtxt, parse_txt, read_label_file
+from tests.models.project_labels import PROJECT_CLASS_NAMES, PROJECT_LABEL_FILE
 
 PBTXT = """
 # OD-API label map
@@ -113,13 +114,4 @@ def test_load_labels_resolves_relative_paths(tmp_path: Path) -> None:
 
 
 def test_project_label_map() -> None:
-    path = Path(__file__).resolve().parents[2] / "models" / "bundled" / "labels.txt"
-    assert read_label_file(path) == {
-        0: "sky",
-        1: "building",
-        2: "road",
-        3: "sidewalk",
-        4: "vegetation",
-        5: "vehicle",
-        6: "pedestrian",
-    }
+    assert read_label_file(PROJECT_LABEL_FILE) == PROJECT_CLASS_NAMES

@@ -14,49 +14,12 @@ from models.adapters import open_backend
 from models.adapters.base import SignatureInfo
 from models.loader import InstanceModel, SemanticModel, load_model, validate_model
 from models.spec import MeanStd, ModelSpec, load_model_spec
+from tests.masks import paste_crop
 from tests.models import tiny_models as tm
+from tests.models.model_files import ModelFiles
+from tests.models.tiny_specs import od_api_spec, split_semantic_spec
 
 SIZES = [(37, 53), (256, 256), (300, 120)]
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("loader_models")
-    return {
-        "split": str(tm.save_split_semantic_model(root / "split")),
-        "red": str(tm.save_red_foreground_model(root / "red")),
-        "od": str(tm.save_od_api_model(root / "od")),
-        "garden": str(tm.save_model_garden_model(root / "garden")),
-        "classifier": str(tm.save_classifier_model(root / "classifier")),
-        "garden_semantic": str(tm.save_split_semantic_model(root / "garden_semantic", "inputs")),
-        "wrong_batch": str(tm.save_wrong_batch_model(root / "wrong_batch")),
-    }
-
-
-def _split_spec(path: str, **changes: object) -> ModelSpec:
-    keys: dict[str, object] = {
-        "task": "semantic",
-        "format": "saved_model",
-        "path": path,
-        "input_key": "images",
-        "input_size": (32, 32),
-        "resize": "stretch",
-        "output_format": "logits",
-        "output_key": "logits",
-    }
-    return ModelSpec(**{**keys, **changes})  # type: ignore[arg-type]
-
-
-def _od_spec(path: str, **changes: object) -> ModelSpec:
-    keys: dict[str, object] = {
-        "task": "instance",
-        "format": "saved_model",
-        "path": path,
-        "input_key": "input_tensor",
-        "output_format": "od_api",
-        "label_offset": -1,
-    }
-    return ModelSpec(**{**keys, **changes})  # type: ignore[arg-type]
 
 
 def _images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -72,6 +35,18 @@ def _split_expected(height: int, width: int, start: float = 0.0, stop: float = 8
     boundary = (tm.SPLIT_BOUNDARY_IN_LOGIT_COLUMNS - start) / (stop - start) * width
     row = np.where(np.arange(width) + 0.5 < boundary, 2, 4)
     return np.repeat(row[None, :], height, axis=0)
+
+
+def _red_images() -> list[np.ndarray]:
+    """Images for the red-foreground models: two 37x53 (one model call if unresized), one 20x20."""
+    images = []
+    for height, width in [(37, 53), (20, 20), (37, 53)]:
+        image = np.zeros((height, width, 3), np.uint8)
+        image[: height // 2, 3 : width - 5, 0] = 200
+        image[height // 2 :, :, 0] = 127  # 127 / 255 < 0.5: background.
+        image[-1, -1, 0] = 128  # 128 / 255 >= 0.5: foreground.
+        images.append(image)
+    return images
 
 
 class _SpyBackend:
@@ -90,8 +65,8 @@ class _SpyBackend:
         return self._backend.run(input_key, batch)  # type: ignore[attr-defined]
 
 
-def test_semantic_stretch_returns_label_ids_at_original_size(models: dict[str, str]) -> None:
-    model = load_model(_split_spec(models["split"]))
+def test_semantic_stretch_returns_label_ids_at_original_size(model_files: ModelFiles) -> None:
+    model = load_model(split_semantic_spec(model_files["split"]))
     assert isinstance(model, SemanticModel)
     results = model.predict(_images(SIZES))
     for (height, width), class_map in zip(SIZES, results, strict=True):
@@ -99,9 +74,9 @@ def test_semantic_stretch_returns_label_ids_at_original_size(models: dict[str, s
         np.testing.assert_array_equal(class_map, _split_expected(height, width))
 
 
-def test_model_garden_semantic_model_from_its_path(models: dict[str, str]) -> None:
+def test_model_garden_semantic_model_from_its_path(model_files: ModelFiles) -> None:
     # Model Garden's semantic exports: input "inputs", "logits" at a lower resolution.
-    spec = load_model_spec(models["garden_semantic"], "semantic")
+    spec = load_model_spec(model_files["garden_semantic"], "semantic")
     assert spec is not None
     assert (spec.input_key, spec.input_size, spec.output_key) == ("inputs", (32, 32), "logits")
     results = load_model(spec).predict(_images(SIZES))
@@ -125,29 +100,29 @@ TEN_SIZES = [
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
-def test_semantic_sizes_do_not_retrace(models: dict[str, str], resize: str) -> None:
-    model = load_model(_split_spec(models["split"], resize=resize))
+def test_semantic_sizes_do_not_retrace(model_files: ModelFiles, resize: str) -> None:
+    model = load_model(split_semantic_spec(model_files["split"], resize=resize))
     for image in _images(TEN_SIZES):
         model.predict([image])
     assert model.tracing_counts() == {"preprocess": 1, "postprocess": 1}
 
 
-def test_instance_sizes_do_not_retrace(models: dict[str, str]) -> None:
-    model = load_model(_od_spec(models["od"]))  # Fed at each image's own size.
+def test_instance_sizes_do_not_retrace(model_files: ModelFiles) -> None:
+    model = load_model(od_api_spec(model_files["od"]))  # Fed at each image's own size.
     for image in _images(TEN_SIZES):
         model.predict([image])
     assert model.tracing_counts() == {"preprocess": 1, "postprocess": 1}
 
 
-def test_validate_model_returns_the_signature(models: dict[str, str]) -> None:
-    info = validate_model(_od_spec(models["od"]))
+def test_validate_model_returns_the_signature(model_files: ModelFiles) -> None:
+    info = validate_model(od_api_spec(model_files["od"]))
     assert info.input("input_tensor") is not None
     assert info.output("detection_masks") is not None
 
 
-def test_validate_model_runs_the_model_once(models: dict[str, str]) -> None:
+def test_validate_model_runs_the_model_once(model_files: ModelFiles) -> None:
     spec = ModelSpec(
-        task="semantic", format="saved_model", path=models["wrong_batch"], output_key="logits"
+        task="semantic", format="saved_model", path=model_files["wrong_batch"], output_key="logits"
     )
     load_model(spec)  # The signature alone looks right.
     with pytest.raises(ValueError, match="fails on a blank 64x64 test image") as info:
@@ -156,20 +131,22 @@ def test_validate_model_runs_the_model_once(models: dict[str, str]) -> None:
     assert "outputs: logits float32 [None, 4, 4, 2]" in str(info.value)
 
 
-def test_validate_model_checks_semantic_labels(models: dict[str, str]) -> None:
-    spec = _split_spec(models["split"], labels=((0, "sky"), (1, "road")), labels_source="inline")
+def test_validate_model_checks_semantic_labels(model_files: ModelFiles) -> None:
+    spec = split_semantic_spec(
+        model_files["split"], labels=((0, "sky"), (1, "road")), labels_source="inline"
+    )
     with pytest.raises(ValueError, match=r"has no label for ids \[2, 3, 4, 5, 6\]"):
         validate_model(spec)
 
 
-def test_semantic_label_offset(models: dict[str, str]) -> None:
-    model = load_model(_split_spec(models["split"], label_offset=10))
+def test_semantic_label_offset(model_files: ModelFiles) -> None:
+    model = load_model(split_semantic_spec(model_files["split"], label_offset=10))
     (class_map,) = model.predict(_images([(20, 30)]))
     np.testing.assert_array_equal(class_map, _split_expected(20, 30) + 10)
 
 
-def test_semantic_letterbox_maps_back_through_the_padding(models: dict[str, str]) -> None:
-    model = load_model(_split_spec(models["split"], resize="letterbox"))
+def test_semantic_letterbox_maps_back_through_the_padding(model_files: ModelFiles) -> None:
+    model = load_model(split_semantic_spec(model_files["split"], resize="letterbox"))
     wide, tall = model.predict(_images([(37, 53), (300, 120)]))
     # 37x53 fills the input's width: columns map as with stretching.
     np.testing.assert_array_equal(wide, _split_expected(37, 53))
@@ -178,19 +155,19 @@ def test_semantic_letterbox_maps_back_through_the_padding(models: dict[str, str]
     np.testing.assert_array_equal(tall, _split_expected(300, 120, start=2.25, stop=5.5))
 
 
-def test_semantic_batches_respect_spec_batch_size(models: dict[str, str]) -> None:
-    spec = _split_spec(models["split"], batch_size=2)
+def test_semantic_batches_respect_spec_batch_size(model_files: ModelFiles) -> None:
+    spec = split_semantic_spec(model_files["split"], batch_size=2)
     spy = _SpyBackend(open_backend("saved_model", spec.path, spec.signature))
     results = SemanticModel(spec, spy).predict(_images([(10, 10)] * 5))  # type: ignore[arg-type]
     assert spy.calls == [2, 2, 1]
     assert len(results) == 5
 
 
-def test_semantic_own_size_groups_equal_shapes(models: dict[str, str]) -> None:
+def test_semantic_own_size_groups_equal_shapes(model_files: ModelFiles) -> None:
     spec = ModelSpec(
         task="semantic",
         format="saved_model",
-        path=models["red"],
+        path=model_files["red"],
         input_key="pixels",
         input_range="unit",
         output_format="foreground_probability",
@@ -198,28 +175,15 @@ def test_semantic_own_size_groups_equal_shapes(models: dict[str, str]) -> None:
         label_offset=5,
     )
     spy = _SpyBackend(open_backend("saved_model", spec.path, spec.signature))
-    images = []
-    for height, width in [(37, 53), (20, 20), (37, 53)]:
-        image = np.zeros((height, width, 3), np.uint8)
-        image[: height // 2, 3 : width - 5, 0] = 200
-        image[height // 2 :, :, 0] = 127  # 127 / 255 < 0.5: background.
-        image[-1, -1, 0] = 128  # 128 / 255 >= 0.5: foreground.
-        images.append(image)
+    images = _red_images()
     results = SemanticModel(spec, spy).predict(images)  # type: ignore[arg-type]
     assert sorted(spy.calls) == [1, 2]  # Both 37x53 images in one call.
     for image, class_map in zip(images, results, strict=True):
         np.testing.assert_array_equal(class_map, np.where(image[..., 0] >= 128, 6, 5))
 
 
-def _full_mask(crop: np.ndarray, offset: np.ndarray, height: int, width: int) -> np.ndarray:
-    full = np.zeros((height, width), bool)
-    top, left = (int(v) for v in offset)
-    full[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
-    return full
-
-
-def test_od_api_instances(models: dict[str, str]) -> None:
-    model = load_model(_od_spec(models["od"]))
+def test_od_api_instances(model_files: ModelFiles) -> None:
+    model = load_model(od_api_spec(model_files["od"]))
     assert isinstance(model, InstanceModel)
     results = model.predict(_images(SIZES))
     for (height, width), prediction in zip(SIZES, results, strict=True):
@@ -232,35 +196,35 @@ def test_od_api_instances(models: dict[str, str]) -> None:
             [xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height],
             rtol=1e-5,
         )
-        mask_a = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], height, width)
+        mask_a = paste_crop(prediction.mask_crops[0], *prediction.mask_offsets[0], height, width)
         np.testing.assert_array_equal(mask_a, tm.expected_box_a_mask(height, width))
         assert not prediction.mask_crops[1].any()  # Detection 2's all-zero mask.
 
 
-def test_od_api_letterbox_undoes_padding(models: dict[str, str]) -> None:
-    model = load_model(_od_spec(models["od"], input_size=(32, 32), resize="letterbox"))
+def test_od_api_letterbox_undoes_padding(model_files: ModelFiles) -> None:
+    model = load_model(od_api_spec(model_files["od"], input_size=(32, 32), resize="letterbox"))
     (prediction,) = model.predict(_images([(37, 53)]))
     # 37x53 -> 22x32 at top offset 5: normalised rows y map to (y - 5/32) / (22/32).
     ymin, xmin, ymax, xmax = tm.BOX_A
     box = ((ymin - 5 / 32) / (22 / 32), xmin, (ymax - 5 / 32) / (22 / 32), xmax)
-    mask = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], 37, 53)
+    mask = paste_crop(prediction.mask_crops[0], *prediction.mask_offsets[0], 37, 53)
     np.testing.assert_array_equal(mask, tm.expected_box_a_mask(37, 53, box))
     np.testing.assert_allclose(prediction.boxes[0][1], box[0] * 37, rtol=1e-5)
 
 
-def test_model_garden_instances(models: dict[str, str]) -> None:
-    spec = _od_spec(
-        models["garden"], input_key="inputs", output_format="model_garden", label_offset=0
+def test_model_garden_instances(model_files: ModelFiles) -> None:
+    spec = od_api_spec(
+        model_files["garden"], input_key="inputs", output_format="model_garden", label_offset=0
     )
     results = load_model(spec).predict(_images(SIZES))
     for (height, width), prediction in zip(SIZES, results, strict=True):
         np.testing.assert_array_equal(prediction.class_ids, [3])
-        mask = _full_mask(prediction.mask_crops[0], prediction.mask_offsets[0], height, width)
+        mask = paste_crop(prediction.mask_crops[0], *prediction.mask_offsets[0], height, width)
         np.testing.assert_array_equal(mask, tm.expected_box_a_mask(height, width))
 
 
-def test_score_threshold_from_spec(models: dict[str, str]) -> None:
-    (prediction,) = load_model(_od_spec(models["od"], score_threshold=0.2)).predict(
+def test_score_threshold_from_spec(model_files: ModelFiles) -> None:
+    (prediction,) = load_model(od_api_spec(model_files["od"], score_threshold=0.2)).predict(
         _images([(9, 9)])
     )
     np.testing.assert_allclose(prediction.scores, [0.9, 0.7, 0.3])
@@ -277,70 +241,49 @@ def test_score_threshold_from_spec(models: dict[str, str]) -> None:
     ],
 )
 def test_semantic_signature_mismatch_lists_what_the_model_has(
-    models: dict[str, str], spec_changes: dict[str, object], expected: str
+    model_files: ModelFiles, spec_changes: dict[str, object], expected: str
 ) -> None:
     with pytest.raises(ValueError, match="does not fit its spec") as info:
-        load_model(_split_spec(models["classifier"], **spec_changes))
+        load_model(split_semantic_spec(model_files["classifier"], **spec_changes))
     message = str(info.value)
     assert expected in message
     assert "inputs: images uint8 [None, 32, 32, 3]; outputs: scores float32 [None, 5]" in message
 
 
-def test_instance_signature_mismatch_lists_outputs(models: dict[str, str]) -> None:
+def test_instance_signature_mismatch_lists_outputs(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match=r"needs outputs \['detection_boxes'.*outputs: scores"):
         load_model(
-            _od_spec(
-                models["classifier"], input_key="images", input_size=(32, 32), resize="stretch"
+            od_api_spec(
+                model_files["classifier"], input_key="images", input_size=(32, 32), resize="stretch"
             )
         )
 
 
-def test_fixed_batch_of_one(models: dict[str, str]) -> None:
+def test_fixed_batch_of_one(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match="batch_size is 4 but the model takes batches of 1"):
-        load_model(_od_spec(models["od"], batch_size=4))
+        load_model(od_api_spec(model_files["od"], batch_size=4))
 
 
-def test_missing_signature(models: dict[str, str]) -> None:
+def test_missing_signature(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match=r"no signature 'predict'; it has \['serving_default'\]"):
-        load_model(_split_spec(models["split"], signature="predict"))
+        load_model(split_semantic_spec(model_files["split"], signature="predict"))
 
 
 def test_not_a_saved_model(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot load a SavedModel"):
-        load_model(_split_spec(str(tmp_path)))
+        load_model(split_semantic_spec(str(tmp_path)))
 
 
-def test_rejects_non_rgb_uint8_images(models: dict[str, str]) -> None:
-    model = load_model(_split_spec(models["split"]))
+def test_rejects_non_rgb_uint8_images(model_files: ModelFiles) -> None:
+    model = load_model(split_semantic_spec(model_files["split"]))
     with pytest.raises(ValueError, match="expected a non-empty uint8 RGB image"):
         model.predict([np.zeros((5, 5, 3), np.float32)])
     with pytest.raises(ValueError, match="expected a non-empty uint8 RGB image"):
         model.predict([np.zeros((5, 5), np.uint8)])
 
 
-@pytest.fixture(scope="module")
-def portable_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("portable_models")
-    return {
-        "keras_logits": str(tm.save_keras_rgb_logits_model(root / "rgb.keras")),
-        "keras_red": str(tm.save_keras_red_foreground_model(root / "red.keras")),
-        "tflite_red": str(tm.save_tflite_red_foreground_model(root / "red.tflite")),
-    }
-
-
-def _red_images() -> list[np.ndarray]:
-    images = []
-    for height, width in [(37, 53), (20, 20), (37, 53)]:
-        image = np.zeros((height, width, 3), np.uint8)
-        image[: height // 2, 3 : width - 5, 0] = 200
-        image[height // 2 :, :, 0] = 127
-        image[-1, -1, 0] = 128
-        images.append(image)
-    return images
-
-
-def test_keras_logits_model_detected_from_its_path(portable_models: dict[str, str]) -> None:
-    spec = load_model_spec(portable_models["keras_logits"], "semantic")
+def test_keras_logits_model_detected_from_its_path(model_files: ModelFiles) -> None:
+    spec = load_model_spec(model_files["keras_logits"], "semantic")
     assert spec is not None
     assert (spec.format, spec.input_key, spec.output_key) == ("keras", "images", "logits")
     assert (spec.output_format, spec.resize) == ("logits", "none")
@@ -353,11 +296,11 @@ def test_keras_logits_model_detected_from_its_path(portable_models: dict[str, st
     np.testing.assert_array_equal(class_map, expected)
 
 
-def test_keras_foreground_probability(portable_models: dict[str, str]) -> None:
+def test_keras_foreground_probability(model_files: ModelFiles) -> None:
     spec = ModelSpec(
         task="semantic",
         format="keras",
-        path=portable_models["keras_red"],
+        path=model_files["keras_red"],
         output_format="foreground_probability",
         label_offset=2,
     )
@@ -384,10 +327,10 @@ def test_keras_probabilities_with_mean_std(tmp_path: Path) -> None:
 
 
 def test_keras_model_runs_traced_once(
-    portable_models: dict[str, str], caplog: pytest.LogCaptureFixture
+    model_files: ModelFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="models.adapters.keras_model"):
-        model = load_model(load_model_spec(portable_models["keras_logits"], "semantic"))
+        model = load_model(load_model_spec(model_files["keras_logits"], "semantic"))
         model.predict(_images([(9, 14), (20, 7)]))
     assert [r for r in caplog.records if r.name == "models.adapters.keras_model"] == []
 
@@ -409,8 +352,8 @@ def test_untraceable_keras_model_runs_eagerly(
     np.testing.assert_array_equal(class_map, np.ones((4, 6), np.int32))
 
 
-def test_tflite_one_channel_foreground_model(portable_models: dict[str, str]) -> None:
-    spec = load_model_spec(portable_models["tflite_red"], "semantic")
+def test_tflite_one_channel_foreground_model(model_files: ModelFiles) -> None:
+    spec = load_model_spec(model_files["tflite_red"], "semantic")
     assert spec is not None
     assert (spec.format, spec.input_key, spec.output_format) == (
         "tflite",
@@ -431,22 +374,22 @@ def test_broken_keras_and_tflite_files(tmp_path: Path) -> None:
         open_backend("tflite", str(tmp_path / "bad.tflite"), "serving_default")
 
 
-def test_tflite_missing_signature(portable_models: dict[str, str]) -> None:
+def test_tflite_missing_signature(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match=r"no signature 'predict'; it has \['serving_default'\]"):
-        open_backend("tflite", portable_models["tflite_red"], "predict")
+        open_backend("tflite", model_files["tflite_red"], "predict")
 
 
-def test_tflite_runs_on_litert(portable_models: dict[str, str]) -> None:
-    backend = open_backend("tflite", portable_models["tflite_red"], "serving_default")
+def test_tflite_runs_on_litert(model_files: ModelFiles) -> None:
+    backend = open_backend("tflite", model_files["tflite_red"], "serving_default")
     assert backend.runtime == "ai_edge_litert"  # type: ignore[attr-defined]
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_tflite_falls_back_to_tensorflow_without_litert(
-    portable_models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    model_files: ModelFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # Import fails.
-    backend = open_backend("tflite", portable_models["tflite_red"], "serving_default")
+    backend = open_backend("tflite", model_files["tflite_red"], "serving_default")
     assert backend.runtime == "tensorflow"  # type: ignore[attr-defined]
     image = np.zeros((1, 2, 3, 3), np.float32)
     image[0, 0, :, 0] = 200.0

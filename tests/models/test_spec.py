@@ -1,4 +1,4 @@
-"""Tests for models/spec.py (tiny SavedModels are built once per module)."""
+"""Tests for models/spec.py (tiny SavedModels from the session's `model_files`)."""
 
 from __future__ import annotations
 
@@ -19,55 +19,25 @@ from models.spec import (
     ModelSpec,
     load_model_spec,
 )
-from tests.models import tiny_models
-
-PROJECT_LABELS = Path(__file__).resolve().parents[2] / "models" / "bundled" / "labels.txt"
-
-# The bundled spec files' exact contents (models/bundled/*.json), pointed at tiny models.
-BUNDLED_SEMANTIC = {
-    "format": "saved_model",
-    "path": "semantic",
-    "signature": "serving_default",
-    "input_key": "images",
-    "input_size": [256, 256],
-    "resize": "stretch",
-    "input_range": "uint8",
-    "output_format": "logits",
-    "output_key": "logits",
-    "labels": "labels.txt",
-    "label_offset": 0,
-}
-BUNDLED_INSTANCE = {
-    "format": "saved_model",
-    "path": "instance",
-    "signature": "serving_default",
-    "input_key": "images",
-    "input_size": [256, 256],
-    "resize": "stretch",
-    "input_range": "uint8",
-    "output_format": "od_api",
-    "labels": "labels.txt",
-    "label_offset": -1,
-    "score_threshold": 0.5,
-    "mask_threshold": 0.5,
-}
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("spec_models")
-    tiny_models.save_split_semantic_model(root / "semantic")
-    tiny_models.save_od_api_model(root / "instance")
-    shutil.copy(PROJECT_LABELS, root / "labels.txt")
-    return root
+from tests.models.model_files import ModelFiles
+from tests.models.project_labels import PROJECT_CLASS_NAMES, PROJECT_LABEL_FILE
 
 
 @pytest.fixture
-def spec_dir(models_dir: Path, tmp_path: Path) -> Path:
-    """A fresh directory whose `semantic`, `instance` and labels.txt are the module's."""
-    for name in ("semantic", "instance", "labels.txt"):
-        (tmp_path / name).symlink_to(models_dir / name)
+def spec_dir(model_files: ModelFiles, tmp_path: Path) -> Path:
+    """A fresh directory like models/bundled/: `semantic`, `instance` and labels.txt.
+
+    `semantic` and `instance` link to tiny models with the bundled models' outputs.
+    """
+    (tmp_path / "semantic").symlink_to(model_files["split"])
+    (tmp_path / "instance").symlink_to(model_files["od"])
+    shutil.copy(PROJECT_LABEL_FILE, tmp_path / "labels.txt")
     return tmp_path
+
+
+def _shipped_spec_in(spec_dir: Path, bundled_spec: str) -> str:
+    """Copies a shipped spec file (models/bundled/*.json) into spec_dir, onto the tiny models."""
+    return shutil.copy(bundled_spec, spec_dir)
 
 
 def _write(path: Path, keys: dict[str, object]) -> str:
@@ -87,7 +57,7 @@ def test_none_disables_the_model() -> None:
 
 
 def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
-    spec = load_model_spec(_write(spec_dir / "semantic.json", BUNDLED_SEMANTIC), "semantic")
+    spec = load_model_spec(_shipped_spec_in(spec_dir, BUNDLED_SEMANTIC_SPEC), "semantic")
     assert spec == ModelSpec(
         task="semantic",
         format="saved_model",
@@ -99,15 +69,7 @@ def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
         input_range="uint8",
         output_format="logits",
         output_key="logits",
-        labels=(
-            (0, "sky"),
-            (1, "building"),
-            (2, "road"),
-            (3, "sidewalk"),
-            (4, "vegetation"),
-            (5, "vehicle"),
-            (6, "pedestrian"),
-        ),
+        labels=tuple(PROJECT_CLASS_NAMES.items()),
         labels_source=str((spec_dir / "labels.txt").resolve()),
         label_offset=0,
     )
@@ -116,19 +78,11 @@ def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
 
 
 def test_bundled_instance_spec_format(spec_dir: Path) -> None:
-    spec = load_model_spec(_write(spec_dir / "instance.json", BUNDLED_INSTANCE), "instance")
+    spec = load_model_spec(_shipped_spec_in(spec_dir, BUNDLED_INSTANCE_SPEC), "instance")
     assert spec is not None
     assert (spec.output_format, spec.label_offset, spec.score_threshold) == ("od_api", -1, 0.5)
     assert spec.input_size == (256, 256)
-    assert spec.class_names == {
-        0: "sky",
-        1: "building",
-        2: "road",
-        3: "sidewalk",
-        4: "vegetation",
-        5: "vehicle",
-        6: "pedestrian",
-    }
+    assert spec.class_names == PROJECT_CLASS_NAMES
 
 
 def test_yaml_spec_with_inline_labels_and_mean_std(spec_dir: Path) -> None:
@@ -174,8 +128,10 @@ def test_model_path_detects_conventions_from_the_signature(spec_dir: Path) -> No
     assert (instance.output_format, instance.batch_size) == ("od_api", 1)
 
 
-def test_model_path_picks_up_a_label_file_inside_the_model(tmp_path: Path) -> None:
-    model = tiny_models.save_split_semantic_model(tmp_path / "split")
+def test_model_path_picks_up_a_label_file_inside_the_model(
+    model_files: ModelFiles, tmp_path: Path
+) -> None:
+    model = Path(shutil.copytree(model_files["split"], tmp_path / "split"))
     (model / "label_map.pbtxt").write_text(
         "item { id: 2 name: 'road' } item { id: 4 name: 'tree' }"
     )
@@ -185,16 +141,14 @@ def test_model_path_picks_up_a_label_file_inside_the_model(tmp_path: Path) -> No
     assert spec.labels_source == str(model / "label_map.pbtxt")
 
 
-def test_model_path_with_two_outputs_needs_output_key(tmp_path: Path) -> None:
-    model = tiny_models.save_red_foreground_model(tmp_path / "red")
+def test_model_path_with_two_outputs_needs_output_key(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match="set `output_key`"):
-        load_model_spec(str(model), "semantic")
+        load_model_spec(model_files["red"], "semantic")
 
 
-def test_classifier_is_not_an_instance_model(tmp_path: Path) -> None:
-    model = tiny_models.save_classifier_model(tmp_path / "cls")
+def test_classifier_is_not_an_instance_model(model_files: ModelFiles) -> None:
     with pytest.raises(ValueError, match=r"neither OD-API.*scores float32"):
-        load_model_spec(str(model), "instance")
+        load_model_spec(model_files["classifier"], "instance")
 
 
 def _error(spec_dir: Path, keys: dict[str, object], task: str = "semantic") -> str:
@@ -305,12 +259,12 @@ def test_to_json_dict_round_trips_through_json(spec_dir: Path) -> None:
 
 
 def test_models_inside_the_package_resolve_where_it_is_installed(
-    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_files: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The driver's package: a spec and its model under <package>/bundled/.
     driver_package = tmp_path / "driver" / "models"
-    shutil.copytree(models_dir / "semantic", driver_package / "bundled" / "semantic")
-    shutil.copy(models_dir / "labels.txt", driver_package / "bundled" / "labels.txt")
+    shutil.copytree(model_files["split"], driver_package / "bundled" / "semantic")
+    shutil.copy(PROJECT_LABEL_FILE, driver_package / "bundled" / "labels.txt")
     spec_file = _write(
         driver_package / "bundled" / "semantic.json", {**SEMANTIC_OK, "labels": "labels.txt"}
     )
@@ -336,7 +290,7 @@ def test_models_inside_the_package_resolve_where_it_is_installed(
 
 
 def test_models_outside_the_package_keep_their_absolute_path(spec_dir: Path) -> None:
-    spec = load_model_spec(_write(spec_dir / "s.json", BUNDLED_SEMANTIC), "semantic")
+    spec = load_model_spec(_shipped_spec_in(spec_dir, BUNDLED_SEMANTIC_SPEC), "semantic")
     assert spec is not None
     assert Path(spec.path).is_absolute()
     assert spec.local_path == spec.path

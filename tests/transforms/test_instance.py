@@ -12,55 +12,17 @@ import logging
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from pycocotools import mask as mask_utils
 
 from models.spec import ModelSpec
 from tests.models import tiny_models as tm
-from transforms.elements import (
-    STAGE_DECODE,
-    DecodedImage,
-    ImageRef,
-    Instance,
-    InstanceResult,
-    StageError,
-)
+from tests.transforms.inference_helpers import committed_metric, decoded
+from transforms.elements import STAGE_DECODE, Instance, InstanceResult, StageError
 from transforms.instance import METRICS_NAMESPACE, InstanceSegmentation
 
 SIZES = {"a": (37, 53), "b": (256, 256), "c": (300, 120)}
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
-    path = tm.save_od_api_model(tmp_path_factory.mktemp("instance") / "od")
-    return ModelSpec(
-        task="instance",
-        format="saved_model",
-        path=str(path),
-        input_key="input_tensor",
-        output_format="od_api",
-        label_offset=-1,
-        batch_size=1,
-    )
-
-
-def _decoded(
-    image_id: str, pixels: np.ndarray | None, error: StageError | None = None
-) -> DecodedImage:
-    height, width = (0, 0) if pixels is None else pixels.shape[:2]
-    return DecodedImage(
-        ref=ImageRef(image_id=image_id, source=f"/data/{image_id}.png", record_index=0),
-        pixels=pixels,
-        width=width,
-        height=height,
-        filename=f"{image_id}.png",
-        source_id="",
-        content_sha256="",
-        ground_truth=None,
-        error=error,
-    )
 
 
 def _instance(mask: np.ndarray, class_id: int, score: float) -> Instance:
@@ -89,24 +51,20 @@ def _box_b_mask(height: int, width: int) -> np.ndarray:
 def _batches() -> list[tuple]:
     rng = np.random.default_rng(2)
     images = [
-        _decoded(name, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
+        decoded(name, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
         for name, (h, w) in SIZES.items()
     ]
-    errored = _decoded("skipped", None, error=StageError(STAGE_DECODE, "Corrupt", "bad"))
+    errored = decoded("skipped", None, error=StageError(STAGE_DECODE, "Corrupt", "bad"))
     return [(images[0], errored, images[1]), (images[2],)]
 
 
-def _metric(result: beam.runners.runner.PipelineResult, name: str) -> int:
-    query = result.metrics().query(
-        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name)
-    )
-    (counter,) = query["counters"]
-    return counter.committed
+def _metric(result: beam.runners.runner.PipelineResult, name: str) -> object:
+    return committed_metric(result, METRICS_NAMESPACE, name)
 
 
-def test_instance_segmentation_default_threshold(spec: ModelSpec) -> None:
+def test_instance_segmentation_default_threshold(instance_spec: ModelSpec) -> None:
     pipeline = TestPipeline()
-    results = pipeline | beam.Create(_batches()) | InstanceSegmentation(spec, batch_size=8)
+    results = pipeline | beam.Create(_batches()) | InstanceSegmentation(instance_spec, batch_size=8)
     # Detection 0 only: 1 scores 0.3 < 0.5, and 2's mask is empty (dropped).
     expected = [
         InstanceResult(name, h, w, (_instance(tm.expected_box_a_mask(h, w), 0, 0.9),))
@@ -120,12 +78,12 @@ def test_instance_segmentation_default_threshold(spec: ModelSpec) -> None:
     assert _metric(result, "empty_masks_dropped") == 3
 
 
-def test_instance_segmentation_threshold_override(spec: ModelSpec) -> None:
+def test_instance_segmentation_threshold_override(instance_spec: ModelSpec) -> None:
     pipeline = TestPipeline()
     results = (
         pipeline
         | beam.Create(_batches())
-        | InstanceSegmentation(spec, batch_size=8, score_threshold=0.2)
+        | InstanceSegmentation(instance_spec, batch_size=8, score_threshold=0.2)
     )
     expected = [
         InstanceResult(
@@ -149,16 +107,16 @@ def test_rejects_a_semantic_spec() -> None:
         InstanceSegmentation(spec, batch_size=4)
 
 
-def test_rejects_a_bad_threshold(spec: ModelSpec) -> None:
+def test_rejects_a_bad_threshold(instance_spec: ModelSpec) -> None:
     with pytest.raises(ValueError, match=r"`score_threshold` must be in \[0, 1\]"):
-        InstanceSegmentation(spec, batch_size=4, score_threshold=1.5)
+        InstanceSegmentation(instance_spec, batch_size=4, score_threshold=1.5)
 
 
 def test_unlabeled_class_ids_are_kept_and_counted(
-    spec: ModelSpec, caplog: pytest.LogCaptureFixture
+    instance_spec: ModelSpec, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The label map names class 0 only; detection 1 (class 2.0 - 1 = 1) has no label.
-    labelled = dataclasses.replace(spec, labels=((0, "person"),), labels_source="inline")
+    labelled = dataclasses.replace(instance_spec, labels=((0, "person"),), labels_source="inline")
     pipeline = TestPipeline()
     results = (
         pipeline

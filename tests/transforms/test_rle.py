@@ -6,24 +6,15 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from tests.masks import coco_counts, paste_crop
 from transforms.elements import ClassMask
 from transforms.rle import counts_to_string, encode_class_map, encode_crop
 
 
-def _coco(mask: np.ndarray) -> str:
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
-
-
-def _paste(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
-    full = np.zeros((height, width), bool)
-    full[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
-    return full
-
-
 def _check_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> None:
-    full = _paste(crop, top, left, height, width)
+    full = paste_crop(crop, top, left, height, width)
     rle = encode_crop(crop, top, left, height, width)
-    assert rle == _coco(full)
+    assert rle == coco_counts(full)
     decoded = mask_utils.decode({"size": [height, width], "counts": rle.encode()})
     np.testing.assert_array_equal(decoded.astype(bool), full)
 
@@ -112,7 +103,7 @@ def test_counts_to_string_large_and_negative_deltas() -> None:
 
 def _expected_class_masks(class_map: np.ndarray) -> list[ClassMask]:
     return [
-        ClassMask(int(c), int((class_map == c).sum()), _coco(class_map == c))
+        ClassMask(int(c), int((class_map == c).sum()), coco_counts(class_map == c))
         for c in np.unique(class_map)
     ]
 
@@ -140,7 +131,7 @@ def test_encode_class_map_blocks_and_round_trip() -> None:
 
 def test_encode_class_map_single_class_and_single_row() -> None:
     assert encode_class_map(np.full((4, 6), 3, np.int32)) == [
-        ClassMask(3, 24, _coco(np.ones((4, 6))))
+        ClassMask(3, 24, coco_counts(np.ones((4, 6))))
     ]
     row = np.array([[1, 1, 0, 2, 2, 1]], np.int32)
     assert encode_class_map(row) == _expected_class_masks(row)

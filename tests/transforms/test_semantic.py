@@ -11,57 +11,16 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from pycocotools import mask as mask_utils
 
 from models.spec import ModelSpec
+from tests.masks import coco_counts
 from tests.models import tiny_models as tm
-from transforms.elements import (
-    STAGE_DECODE,
-    ClassMask,
-    DecodedImage,
-    ImageRef,
-    SemanticResult,
-    StageError,
-)
+from tests.models.model_files import ModelFiles
+from tests.transforms.inference_helpers import committed_metric, decoded
+from transforms.elements import STAGE_DECODE, ClassMask, SemanticResult, StageError
 from transforms.semantic import METRICS_NAMESPACE, SemanticSegmentation
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
-    path = tm.save_split_semantic_model(tmp_path_factory.mktemp("semantic") / "split")
-    return ModelSpec(
-        task="semantic",
-        format="saved_model",
-        path=str(path),
-        input_key="images",
-        input_size=(32, 32),
-        resize="stretch",
-        output_format="logits",
-        output_key="logits",
-    )
-
-
-def decoded(image_id: str, pixels: np.ndarray | None, **changes: object) -> DecodedImage:
-    """A DecodedImage for tests; height/width follow the pixels unless overridden."""
-    height, width = (0, 0) if pixels is None else pixels.shape[:2]
-    image = DecodedImage(
-        ref=ImageRef(image_id=image_id, source=f"/data/{image_id}.png", record_index=0),
-        pixels=pixels,
-        width=width,
-        height=height,
-        filename=f"{image_id}.png",
-        source_id="",
-        content_sha256="",
-        ground_truth=None,
-    )
-    return image._replace(**changes)
-
-
-def _coco(mask: np.ndarray) -> str:
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
 
 
 def _expected(image_id: str, height: int, width: int) -> SemanticResult:
@@ -72,13 +31,13 @@ def _expected(image_id: str, height: int, width: int) -> SemanticResult:
         height=height,
         width=width,
         classes=(
-            ClassMask(2, int(left.sum()), _coco(left)),
-            ClassMask(4, int((~left).sum()), _coco(~left)),
+            ClassMask(2, int(left.sum()), coco_counts(left)),
+            ClassMask(4, int((~left).sum()), coco_counts(~left)),
         ),
     )
 
 
-def test_semantic_segmentation(spec: ModelSpec) -> None:
+def test_semantic_segmentation(semantic_spec: ModelSpec) -> None:
     rng = np.random.default_rng(1)
     pixels = {
         name: rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
@@ -97,7 +56,7 @@ def test_semantic_segmentation(spec: ModelSpec) -> None:
         (decoded("mismatch", pixels["d"], height=99),),
     ]
     pipeline = TestPipeline()
-    results = pipeline | beam.Create(batches) | SemanticSegmentation(spec, batch_size=2)
+    results = pipeline | beam.Create(batches) | SemanticSegmentation(semantic_spec, batch_size=2)
     good = results | "Good" >> beam.Filter(lambda r: r.error is None)
     assert_that(
         good,
@@ -141,12 +100,7 @@ def test_semantic_segmentation(spec: ModelSpec) -> None:
     result.wait_until_finish()
 
     def metric(name: str) -> object:
-        query = result.metrics().query(
-            MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name)
-        )
-        found = query["counters"] or query["distributions"]
-        assert len(found) == 1, name
-        return found[0].committed
+        return committed_metric(result, METRICS_NAMESPACE, name)
 
     assert metric("images_inferred") == 5  # a, b, c, d, mismatch.
     assert metric("infer_errors") == 1
@@ -163,12 +117,12 @@ def test_rejects_an_instance_spec(tmp_path: Path) -> None:
         SemanticSegmentation(spec, batch_size=4)
 
 
-def test_unlabeled_class_map_values_are_kept_and_counted(tmp_path: Path) -> None:
+def test_unlabeled_class_map_values_are_kept_and_counted(model_files: ModelFiles) -> None:
     # DeepLab-style class_map model: 15 where red >= 128, else 0; only 0 has a label.
     spec = ModelSpec(
         task="semantic",
         format="saved_model",
-        path=str(tm.save_class_map_model(tmp_path / "deeplab")),
+        path=model_files["class_map"],
         input_key="ImageTensor",
         output_format="class_map",
         output_key="SemanticPredictions",
@@ -185,7 +139,4 @@ def test_unlabeled_class_map_values_are_kept_and_counted(tmp_path: Path) -> None
     assert_that(ids, equal_to([("red", [0, 15]), ("black", [0])]))
     result = pipeline.run()
     result.wait_until_finish()
-    query = result.metrics().query(
-        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name("unlabeled_predictions")
-    )
-    assert [counter.committed for counter in query["counters"]] == [1]
+    assert committed_metric(result, METRICS_NAMESPACE, "unlabeled_predictions") == 1

@@ -1,0 +1,101 @@
+"""Pastes box-relative instance masks into the image, one box window at a time.
+
+The result equals OD-API's `reframe_box_masks_to_image_masks` followed by a
+threshold, but only the pixel window around each box is computed, so N
+full-image masks are never materialised.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# OD-API's guard against zero-size boxes in `reframe_box_masks_to_image_masks`.
+_MIN_BOX_SIZE = 1e-4
+
+
+def _reverse_boxes(boxes: tf.Tensor) -> tf.Tensor:
+    """OD-API's trick: the image's corners expressed relative to each box.
+
+    Cropping a box mask with these coordinates to the image size pastes the
+    mask into the image (float32 [N, 4] in, float32 [N, 4] out).
+    """
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=1)
+    height = tf.maximum(ymax - ymin, _MIN_BOX_SIZE)
+    width = tf.maximum(xmax - xmin, _MIN_BOX_SIZE)
+    return tf.stack([-ymin / height, -xmin / width, (1.0 - ymin) / height, (1.0 - xmin) / width], 1)
+
+
+def _crop_windows(boxes: tf.Tensor, size: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The pixel window of each box's pasted mask, with one pixel of margin.
+
+    OD-API samples image pixel i at normalised position i / (H - 1); pixels
+    outside [ymin, ymax] x [xmin, xmax] get the extrapolation value 0, so the
+    window bounds every pixel that can be set.
+
+    Returns:
+      "offset": int32 [N, 2] (top, left); "size": int32 [N, 2] (h, w), >= 1.
+    """
+    safe = tf.where(tf.math.is_finite(boxes), boxes, tf.zeros_like(boxes))
+    last = tf.cast(size - 1, tf.float32)
+    low = tf.floor(safe[:, :2] * last) - 1.0
+    high = tf.math.ceil(safe[:, 2:] * last) + 1.0
+    low = tf.cast(tf.clip_by_value(low, 0.0, last), tf.int32)
+    high = tf.cast(tf.clip_by_value(high, 0.0, last), tf.int32)
+    return {"offset": low, "size": tf.maximum(high - low + 1, 1)}
+
+
+def _window_sampling_boxes(
+    reverse: tf.Tensor, windows: dict[str, tf.Tensor], size: tf.Tensor
+) -> tf.Tensor:
+    """crop_and_resize boxes that sample a window exactly where the full paste would.
+
+    For an image dimension of n > 1 pixels the full paste samples pixel i at
+    y1 + i * (y2 - y1) / (n - 1); the window [lo, lo + k) keeps that step by
+    cropping from y1 + lo * step to y1 + (lo + k - 1) * step. A 1-pixel image
+    dimension is sampled at the box centre, so it keeps the full box.
+    """
+    start, stop = reverse[:, :2], reverse[:, 2:]
+    steps = tf.cast(tf.maximum(size - 1, 1), tf.float32)
+    step = (stop - start) / steps
+    low = tf.cast(windows["offset"], tf.float32)
+    high = low + tf.cast(windows["size"] - 1, tf.float32)
+    single = size == 1
+    first = tf.where(single, start, start + low * step)
+    last = tf.where(single, stop, start + high * step)
+    return tf.concat([first, last], axis=1)
+
+
+def paste_masks(
+    box_masks: tf.Tensor, boxes: tf.Tensor, size: tf.Tensor, mask_threshold: float
+) -> dict[str, tf.Tensor]:
+    """Pastes box-relative masks into the image like OD-API, one box window at a time.
+
+    Equivalent to OD-API's `reframe_box_masks_to_image_masks` (bilinear
+    crop_and_resize with the image corners relative to each box, extrapolation
+    0) followed by `> mask_threshold`.
+
+    Args:
+      box_masks: float32 [N, M_h, M_w] mask probabilities inside each box.
+      boxes: float32 [N, 4] (ymin, xmin, ymax, xmax) normalised to the image.
+      size: int32 [2] image (H, W).
+      mask_threshold: Pixels with probability > this are in the mask.
+
+    Returns:
+      "masks": bool [sum(h_i * w_i)], the row-major windows concatenated;
+      "mask_sizes": int32 [N, 2] (h_i, w_i); "mask_offsets": int32 [N, 2] (top, left).
+    """
+    windows = _crop_windows(boxes, size)
+    sampling = _window_sampling_boxes(_reverse_boxes(boxes), windows, size)
+    count = tf.shape(box_masks)[0]
+    crops = tf.TensorArray(tf.bool, size=count, infer_shape=False, element_shape=[None])
+    for i in tf.range(count):
+        crop = tf.image.crop_and_resize(
+            box_masks[i][tf.newaxis, :, :, tf.newaxis],
+            sampling[i][tf.newaxis],
+            tf.zeros([1], tf.int32),
+            windows["size"][i],
+            extrapolation_value=0.0,
+        )
+        crops = crops.write(i, tf.reshape(crop > mask_threshold, [-1]))
+    flat = tf.cond(count > 0, crops.concat, lambda: tf.zeros([0], tf.bool))
+    return {"masks": flat, "mask_sizes": windows["size"], "mask_offsets": windows["offset"]}
