@@ -1,0 +1,1 @@
+"""segbeam's performance harness: `python -m benchmarks.run_benchmarks --help`."""
