@@ -38,8 +38,9 @@ class InstanceTargets(NamedTuple):
     """Per-batch instance-model targets.
 
     thing: int32 [B, S, S] (S = input side), 0 background, 1 vehicle, 2 pedestrian.
-    heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian centre heatmaps per thing class,
-      exactly 1.0 at the grid cell holding each instance's centroid.
+    heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian
+      centre heatmaps per thing class, exactly 1.0 at the grid cell holding each
+      instance's centroid.
     offsets: float32 [B, G, G, 2], (dy, dx) in 256-input pixels from each
       grid cell's centre to its instance's centroid (0 off instances).
     offset_weight: float32 [B, G, G], 1 on instance cells.

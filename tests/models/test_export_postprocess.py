@@ -18,7 +18,9 @@ from models.train_validate import paste_masks
 CONFIG = PostprocessConfig()
 
 
-def _heads_from_ground_truth(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, tf.Tensor]:
+def _heads_from_ground_truth(
+    class_map: np.ndarray, instance_map: np.ndarray
+) -> dict[str, tf.Tensor]:
     """Perfect raw heads for one 256x256 image, as the network would ideally emit them."""
     t = instance_targets(class_map[None], instance_map[None])
     thing = t.thing[0, ::2, ::2]
@@ -45,7 +47,10 @@ def _two_touching_cars() -> tuple[np.ndarray, np.ndarray]:
 
 def test_perfect_heads_give_separate_instances():
     class_map, instance_map = _two_touching_cars()
-    out = {k: v[0].numpy() for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()}
+    out = {
+        k: v[0].numpy()
+        for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()
+    }
     n = int(out["num_detections"])
     assert n == 3
     assert sorted(out["detection_classes"][:n].tolist()) == [6.0, 6.0, 7.0]
@@ -60,14 +65,19 @@ def test_perfect_heads_give_separate_instances():
 def test_round_trip_to_a_larger_image_keeps_masks():
     # The pipeline pastes into the original size; 256 -> 512 must stay aligned.
     class_map, instance_map = _two_touching_cars()
-    out = {k: v[0].numpy() for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()}
+    out = {
+        k: v[0].numpy()
+        for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()
+    }
     n = int(out["num_detections"])
     masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], 512, 512) >= 0.5
     big = np.kron(instance_map, np.ones((2, 2), np.uint8))
     gt = GroundTruthImage(512, 512, tuple(encode_mask(big == k) for k in (1, 2, 3)), (5, 5, 6))
     dets = [
         Detection(0, int(c) - 1, float(s), encode_mask(m))
-        for c, s, m in zip(out["detection_classes"][:n], out["detection_scores"][:n], masks, strict=True)
+        for c, s, m in zip(
+            out["detection_classes"][:n], out["detection_scores"][:n], masks, strict=True
+        )
     ]
     scores = instance_scores([gt], dets, (5, 6))
     assert scores.ap75 == pytest.approx(1.0)

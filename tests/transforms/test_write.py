@@ -58,11 +58,7 @@ def _write(rows, out, num_shards):
 
 
 def _parquet_files(out):
-    return sorted(
-        os.path.relpath(os.path.join(d, f), out)
-        for d, _, fs in os.walk(out)
-        for f in fs
-    )
+    return sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
 
 
 def test_writes_every_table_per_shard_and_reads_back(tmp_path):
@@ -78,9 +74,13 @@ def test_writes_every_table_per_shard_and_reads_back(tmp_path):
     images = pq.read_table(tmp_path / "images")
     assert images.schema.equals(schemas.IMAGES)
     assert sorted(images.column("image_id").to_pylist()) == sorted(ids)
-    assert pq.ParquetFile(tmp_path / "images" / files[-1].split("/")[-1]).metadata.row_group(
-        0
-    ).column(0).compression == "ZSTD"
+    assert (
+        pq.ParquetFile(tmp_path / "images" / files[-1].split("/")[-1])
+        .metadata.row_group(0)
+        .column(0)
+        .compression
+        == "ZSTD"
+    )
     total = duckdb.sql(
         f"select count(*), sum(pixel_count) from read_parquet('{tmp_path}/class_counts/*.parquet')"
     ).fetchall()[0]
