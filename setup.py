@@ -17,6 +17,7 @@ RUNTIME_REQUIREMENTS = [
     "pillow==12.3.0",
     "google-crc32c==1.9.0",
     "pyyaml==6.0.4",
+    "ai-edge-litert==2.3.0",  # Runs .tflite models; TensorFlow's interpreter is the fallback.
 ]
 
 TEST_REQUIREMENTS = [
