@@ -100,7 +100,8 @@ def _mean(values: list[float]) -> float | None:
 
 def _coco(tables_dir: str, evaluated: list[str]) -> dict[str, float]:
     index = {image_id: i for i, image_id in enumerate(evaluated)}
-    images = {r["image_id"]: r for r in read_table(tables_dir, "images").to_pylist()}
+    sizes = read_table(tables_dir, "images", ["image_id", "height", "width"]).to_pylist()
+    images = {r["image_id"]: r for r in sizes}
     truth = collections.defaultdict(list)
     for row in read_table(tables_dir, "ground_truth").to_pylist():
         truth[row["image_id"]].append(row)
@@ -122,7 +123,9 @@ def _coco(tables_dir: str, evaluated: list[str]) -> dict[str, float]:
             score=r["score"],
             rle={"size": [r["height"], r["width"]], "counts": r["rle"]},
         )
-        for r in read_table(tables_dir, "instances").to_pylist()
+        for r in read_table(
+            tables_dir, "instances", ["image_id", "class_id", "score", "height", "width", "rle"]
+        ).to_pylist()
         if r["image_id"] in index
     ]
     class_ids = tuple(
@@ -151,7 +154,9 @@ def summarize(
         if v.get("gt_instances", 0) > 0 or v.get("pred_instances", 0) > 0
     }
 
-    name = lambda c: class_names.get(c, f"class_{c}")  # noqa: E731
+    def name(class_id: int) -> str:
+        return class_names.get(class_id, f"class_{class_id}")
+
     out: list[tuple[int | None, str | None, str, float]] = []
     semantic = _semantic(values)
     ious = {c: s[2] / (s[0] + s[1] - s[2]) for c, s in semantic.items() if s[0] + s[1] > s[2]}

@@ -8,13 +8,11 @@ tests/transforms/test_image_metrics.py for the per-image cases.
 import json
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import schemas
 from pipeline.evaluation import summarize
 from pipeline.ledger import read_table
+from tests.pipeline.table_rows import image_row, write_part
 from tests.transforms.test_image_metrics import (
     GT_MAP,
     SKY,
@@ -32,24 +30,8 @@ from transforms.image_metrics import evaluate_image, metric_rows
 NAMES = {SKY: "sky", VEHICLE: "vehicle"}
 
 
-def _write(root, table, rows):
-    (root / table).mkdir(parents=True, exist_ok=True)
-    data = pa.Table.from_pylist(rows, schema=schemas.tables_for(True)[table])
-    pq.write_table(data, root / table / "part-00000-of-00001.parquet")
-
-
 def _image(image_id):
-    return {
-        "image_id": image_id,
-        "source": "s",
-        "record_index": 0,
-        "width": W,
-        "height": H,
-        "num_instances": 1,
-        "filename": "",
-        "source_id": "",
-        "content_sha256": "",
-    }
+    return image_row(image_id, width=W, height=H, num_instances=1)
 
 
 def _instance_row(image_id, mask, score):
@@ -94,10 +76,10 @@ def run_tables(tmp_path):
             }
         ]
         instances.append(_instance_row(image_id, mask, score))
-    _write(tmp_path, "images", [_image("A"), _image("B"), _image("C")])
-    _write(tmp_path, "metrics", metrics)
-    _write(tmp_path, "ground_truth", truth)
-    _write(tmp_path, "instances", [*instances, _instance_row("C", _columns(0), 0.99)])
+    write_part(tmp_path, "images", [_image("A"), _image("B"), _image("C")])
+    write_part(tmp_path, "metrics", metrics)
+    write_part(tmp_path, "ground_truth", truth)
+    write_part(tmp_path, "instances", [*instances, _instance_row("C", _columns(0), 0.99)])
     return tmp_path
 
 

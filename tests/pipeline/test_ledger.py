@@ -1,33 +1,17 @@
 """check_ledger: the tables must account for every record read, from the files themselves."""
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import schemas
 from pipeline.ledger import LedgerError, check_ledger, table_stats
+from tests.pipeline.table_rows import image_row, write_part
 
 
 def _write(tables_dir, table, rows):
-    path = tables_dir / table
-    path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=schemas.TABLES[table]), path / "part-0.parquet"
-    )
+    write_part(tables_dir, table, rows, name="part-0.parquet")
 
 
 def _image(image_id, source):
-    return {
-        "image_id": image_id,
-        "source": source,
-        "record_index": 0,
-        "width": 1,
-        "height": 1,
-        "num_instances": 0,
-        "filename": "",
-        "source_id": "",
-        "content_sha256": "",
-    }
+    return image_row(image_id, source)
 
 
 def _error(image_id, source, stage="decode", error_type="TruncatedImage"):

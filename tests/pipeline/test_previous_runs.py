@@ -1,30 +1,12 @@
 """Earlier runs' hashes: only completed runs count, and never the current output."""
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from pipeline import schemas
 from pipeline.previous_runs import completed_runs, known_image_hashes
+from tests.pipeline.table_rows import image_row, write_part
 
 
 def _run(root, name, hashes, success=True):
     run = root / name
-    (run / "images").mkdir(parents=True)
-    rows = [
-        {
-            "image_id": h,
-            "source": "s",
-            "record_index": 0,
-            "width": 1,
-            "height": 1,
-            "num_instances": 0,
-            "filename": "",
-            "source_id": "",
-            "content_sha256": h,
-        }
-        for h in hashes
-    ]
-    pq.write_table(pa.Table.from_pylist(rows, schema=schemas.IMAGES), run / "images" / "p.parquet")
+    write_part(run, "images", [image_row(h, content_sha256=h) for h in hashes], name="p.parquet")
     if success:
         (run / "_SUCCESS").write_bytes(b"")
     return run

@@ -1,6 +1,9 @@
 """WriteTables: every table in every shard, atomic, idempotent, readable by pyarrow and DuckDB."""
 
+import json
 import os
+import subprocess
+import sys
 
 import apache_beam as beam
 import duckdb
@@ -97,11 +100,25 @@ def test_rewrite_replaces_files_instead_of_adding(tmp_path):
 
 
 def test_shard_index_is_stable_across_processes():
-    # Fixed values: a salted hash() would change them between interpreter runs.
-    assert [shard_index(k, 7) for k in ("a", "b", "img0")] == [
-        int.from_bytes(__import__("hashlib").sha256(k.encode()).digest()[:8], "big") % 7
-        for k in ("a", "b", "img0")
-    ]
+    # Workers are separate processes with their own string-hash salt: the same key must
+    # land in the same file in all of them (a salted hash() would not).
+    keys = [f"img{i}" for i in range(50)]
+    script = (
+        f"from transforms.write import shard_index; print([shard_index(k, 7) for k in {keys!r}])"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert outputs == {f"{[shard_index(k, 7) for k in keys]}\n"}
+    assert len(set(json.loads(outputs.pop()))) > 1  # The keys spread over several files.
 
 
 def test_rejects_bad_configuration():
