@@ -31,7 +31,7 @@ from typing import Any
 VALIDATION_STAGE = "driver: model validation (load + test image)"
 # Stage -> "module:attribute" of the functions whose time is charged to it.
 STAGE_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    VALIDATION_STAGE: ("pipeline.run:validate_model",),
+    VALIDATION_STAGE: ("pipeline.run:load_validated_model",),
     "read": ("transforms.read:_read_unit",),
     "decode": ("transforms.decode:decode_record",),
     "model load": ("transforms._inference:load_model",),
@@ -42,7 +42,7 @@ STAGE_FUNCTIONS: dict[str, tuple[str, ...]] = {
         "models.loader:InstanceModel.predict",
     ),
     "encode (semantic mask RLE)": ("transforms.semantic:encode_class_map",),
-    "encode (instance mask RLE)": ("transforms.instance:encode_instance",),
+    "encode (instance mask RLE)": ("transforms.instance:encode_instances",),
     "join (rows per image)": ("transforms.rows:_BuildImageRows.process",),
     "write (Parquet)": (
         "transforms.write:_TableBuffer.add",

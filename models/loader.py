@@ -167,13 +167,14 @@ class SemanticModel(LoadedModel):
           images: uint8 [H_i, W_i, 3] RGB arrays, any sizes.
 
         Returns:
-          One int32 [H_i, W_i] class map per image, in label-map id space.
+          One int32 [H_i, W_i] class map per image, in label-map id space,
+          column-major (Fortran-contiguous: the order COCO RLE reads pixels in).
         """
         class_maps = []
         for prepared, outputs in self._runner.run(images):
             raw = self._channels_last(outputs[self._output_name])
             out = self._postprocess(raw, prepared.content_box, prepared.size)
-            class_maps.append(out["class_map"].numpy())
+            class_maps.append(out["class_map_transposed"].numpy().T)
         return class_maps
 
     def _channels_last(self, output: np.ndarray) -> np.ndarray:
@@ -269,16 +270,20 @@ def load_model(spec: ModelSpec) -> SemanticModel | InstanceModel:
 
 
 def validate_model(spec: ModelSpec) -> SignatureInfo:
+    """`load_validated_model`, releasing the model: returns its inputs and outputs."""
+    return load_validated_model(spec).signature
+
+
+def load_validated_model(spec: ModelSpec) -> SemanticModel | InstanceModel:
     """Loads the model, checks it against the spec, and runs it on one blank image.
 
     Call it in the driver before the pipeline starts, so a bad model fails the
     run before any image is read (a few seconds, once). The test image (black,
     `spec.input_size` or 64x64) catches what the signature cannot show, e.g.
-    outputs whose batch dimension or rank is wrong at run time. The model is
-    released before returning; workers load their own copy.
+    outputs whose batch dimension or rank is wrong at run time.
 
     Returns:
-      The model's inputs and outputs (for logging).
+      The loaded, test-run model (workers in the driver's process can use it).
 
     Raises:
       ValueError: Naming what is wrong and how to fix the spec.
@@ -294,4 +299,4 @@ def validate_model(spec: ModelSpec) -> SignatureInfo:
             f"it would fail on every image: {e}. Check the spec ({spec.source or spec.path}) "
             f"against the model ({model.signature.describe()})."
         ) from e
-    return model.signature
+    return model

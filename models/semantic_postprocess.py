@@ -137,7 +137,12 @@ def make_semantic_postprocess_fn(
     """Builds the per-image semantic post-processing function of one model.
 
     The returned function maps (raw float32 [h, w, C], content_box float32 [4],
-    size int32 [2]) to {"class_map": int32 [H, W]} (see `semantic_class_map`).
+    size int32 [2]) to {"class_map_transposed": int32 [W, H]}: the class map of
+    `semantic_class_map`, transposed. COCO RLE runs over pixels in column-major
+    order, so the caller's `.T` view of it is a column-major [H, W] map that
+    the encoder flattens without a copy. It is computed by transposing the
+    small model output before resizing (bilinear and nearest resizing act on
+    each axis separately, so this gives the same map), not the large result.
     """
 
     @tf.function(
@@ -150,9 +155,14 @@ def make_semantic_postprocess_fn(
     def postprocess(
         raw: tf.Tensor, content_box: tf.Tensor, size: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        class_map = semantic_class_map(
-            raw, content_box, size, output_format, mask_threshold, label_offset
+        transposed = semantic_class_map(
+            tf.transpose(raw, [1, 0, 2]),
+            tf.gather(content_box, [1, 0, 3, 2]),  # (xmin, ymin, xmax, ymax).
+            tf.reverse(size, [0]),
+            output_format,
+            mask_threshold,
+            label_offset,
         )
-        return {"class_map": class_map}
+        return {"class_map_transposed": transposed}
 
     return postprocess

@@ -84,11 +84,18 @@ def build_pipeline(
     results = {"decoded": decoded, "summaries": read["summaries"]}
     if config.semantic_spec is not None:
         results["semantic"] = decoded | "SemanticSegmentation" >> SemanticSegmentation(
-            config.semantic_spec, config.batch_size
+            config.semantic_spec,
+            config.batch_size,
+            intra_op_threads=config.tf_threads,
+            inter_op_threads=config.tf_threads,
         )
     if config.instance_spec is not None:
         results["instance"] = decoded | "InstanceSegmentation" >> InstanceSegmentation(
-            config.instance_spec, config.batch_size, config.score_threshold
+            config.instance_spec,
+            config.batch_size,
+            config.score_threshold,
+            intra_op_threads=config.tf_threads,
+            inter_op_threads=config.tf_threads,
         )
     rows = results | "AssembleTableRows" >> AssembleTableRows(
         config.class_names(),

@@ -13,7 +13,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from models.spec import BUNDLED_INSTANCE_SPEC, BUNDLED_SEMANTIC_SPEC, ModelSpec, load_model_spec
 from pipeline.inputs import split_patterns
@@ -116,6 +116,16 @@ class SegbeamOptions(PipelineOptions):
             "truth are counted and skipped. Default: off.",
         )
         parser.add_argument(
+            "--tf_threads",
+            type=int,
+            default=0,
+            help="TensorFlow intra-op and inter-op threads per worker process, set before "
+            "the first op. 0 = automatic: TensorFlow's default (all cores) when the run has "
+            "one worker process; with --direct_running_mode=multi_processing, the machine's "
+            "cores divided by --direct_num_workers, so the processes do not oversubscribe "
+            "the cores. Default: 0.",
+        )
+        parser.add_argument(
             "--max_error_fraction",
             type=float,
             default=None,
@@ -123,6 +133,19 @@ class SegbeamOptions(PipelineOptions):
             "in the errors table; the run's tables stay in <output>/_staging/<run id>/ for "
             "inspection and no _SUCCESS is written. 0 fails on any error. Default: no limit.",
         )
+
+
+def automatic_tf_threads(options: PipelineOptions) -> int:
+    """TensorFlow threads per worker process when --tf_threads is 0 (see its help).
+
+    Only the DirectRunner's multi-processing mode starts several worker processes
+    on this machine whose count segbeam knows; every other mode keeps
+    TensorFlow's default (0).
+    """
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return 0
+    return max(1, (os.cpu_count() or 1) // max(1, direct.direct_num_workers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +165,7 @@ class RunConfig:
     report: bool = False
     skip_existing: tuple[str, ...] = ()  # Earlier run directories (globs) for --skip_existing.
     tfds_data_dir: str | None = None  # None: TFDS's default data directory.
+    tf_threads: int = 0  # Per worker process, intra- and inter-op; 0: TensorFlow's default.
 
     def __post_init__(self) -> None:
         if not self.input_patterns:
@@ -167,6 +191,8 @@ class RunConfig:
             raise ValueError(
                 f"--max_error_fraction must be in [0, 1], got {self.max_error_fraction}."
             )
+        if self.tf_threads < 0:
+            raise ValueError(f"--tf_threads must be >= 0 (0 = automatic), got {self.tf_threads}.")
         self.class_names()  # Conflicting label maps are a configuration error: fail now.
 
     @classmethod
@@ -187,6 +213,7 @@ class RunConfig:
             report=opts.report,
             skip_existing=split_patterns(opts.skip_existing) if opts.skip_existing else (),
             tfds_data_dir=opts.tfds_data_dir,
+            tf_threads=opts.tf_threads or automatic_tf_threads(options),
         )
 
     def class_names(self) -> Mapping[int, str]:
@@ -225,4 +252,5 @@ class RunConfig:
             "report": self.report,
             "skip_existing": list(self.skip_existing),
             "tfds_data_dir": self.tfds_data_dir,
+            "tf_threads": self.tf_threads,
         }

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.pipeline import Pipeline
 from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner, DaskRunnerResult
 from apache_beam.runners.runner import PipelineRunner, PipelineState
@@ -67,6 +67,14 @@ def resolve_runner(
             default_dask_partitions(options, num_work_units)
         return SegbeamDaskRunner()
     return name
+
+
+def runs_in_process(options: PipelineOptions) -> bool:
+    """Whether the workers of this run share the driver's process (DirectRunner without
+    --direct_running_mode=multi_processing), so they can use the driver's loaded models."""
+    name = options.view_as(StandardOptions).runner
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return name in _DIRECT_NAMES and mode != "multi_processing"
 
 
 def default_dask_partitions(options: PipelineOptions, num_work_units: int) -> int | None:

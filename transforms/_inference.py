@@ -49,6 +49,22 @@ class TfThreads(NamedTuple):
     inter_op: int = 0  # Ops run in parallel.
 
 
+# Models the driver already loaded and test-ran (pipeline.run), by model tag: a
+# worker in the same process takes its model from here instead of loading and
+# tracing a second copy. Empty in other processes, which load their own.
+_VALIDATED_MODELS: dict[str, SemanticModel | InstanceModel] = {}
+
+
+def hand_over_validated_model(spec: ModelSpec, model: SemanticModel | InstanceModel) -> None:
+    """Offers the driver's validated model to in-process workers (see `_VALIDATED_MODELS`)."""
+    _VALIDATED_MODELS[model_tag(spec)] = model
+
+
+def discard_validated_models() -> None:
+    """Drops models no worker took, so they don't outlive the run."""
+    _VALIDATED_MODELS.clear()
+
+
 class _ModelHandle:
     """Holds the loaded model; a plain class so `Shared` can weak-reference it."""
 
@@ -112,8 +128,13 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
 
     def setup(self) -> None:
         configure_threads(self._threads.intra_op, self._threads.inter_op)
-        spec = self._spec
-        self._handle = self._shared.acquire(lambda: _ModelHandle(load_model(spec)), tag=self._tag)
+        spec, tag = self._spec, self._tag
+
+        def load() -> _ModelHandle:
+            validated = _VALIDATED_MODELS.pop(tag, None)
+            return _ModelHandle(validated if validated is not None else load_model(spec))
+
+        self._handle = self._shared.acquire(load, tag=tag)
 
     def _encode(self, image: DecodedImage, prediction: PredictionT) -> PayloadT:
         """One image's encoded prediction (may raise: that becomes an "encode" error)."""

@@ -11,7 +11,7 @@ from models.loader import InstancePrediction
 from models.spec import TASK_INSTANCE, ModelSpec
 from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
 from transforms.elements import DecodedImage, Instance, InstanceResult
-from transforms.rle import encode_crop
+from transforms.rle import counts_to_strings, crop_runs
 
 METRICS_NAMESPACE = "segbeam.instance"
 
@@ -25,35 +25,40 @@ def _tight_window(crop: np.ndarray) -> tuple[slice, slice] | None:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def encode_instance(
-    prediction: InstancePrediction, index: int, height: int, width: int
-) -> Instance | None:
-    """Encodes detection `index` of a prediction; None if its mask is empty.
+def encode_instances(prediction: InstancePrediction, height: int, width: int) -> list[Instance]:
+    """Encodes every detection of one image's prediction, dropping empty masks.
 
     The bbox is the thresholded mask's extent (COCO xywh, as
     pycocotools.mask.toBbox gives for the RLE), not the model's predicted box:
     the mask is what the instances table stores, so its bbox, area and RLE
     describe the same pixels, and a box regressed separately by the detector
-    (which may overhang the mask or the image) would contradict them.
+    (which may overhang the mask or the image) would contradict them. Each
+    mask is run-length coded on its own crop; the strings of all of the
+    image's masks are then compressed in one vectorised pass.
     """
-    crop = prediction.mask_crops[index]
-    window = _tight_window(crop)
-    if window is None:
-        return None
-    rows, cols = window
-    tight = crop[rows, cols]
-    top = int(prediction.mask_offsets[index][0]) + rows.start
-    left = int(prediction.mask_offsets[index][1]) + cols.start
-    return Instance(
-        class_id=int(prediction.class_ids[index]),
-        score=float(prediction.scores[index]),
-        bbox_x=float(left),
-        bbox_y=float(top),
-        bbox_w=float(tight.shape[1]),
-        bbox_h=float(tight.shape[0]),
-        area=int(tight.sum()),
-        rle=encode_crop(tight, top, left, height, width),
-    )
+    fields, runs = [], []
+    for index, crop in enumerate(prediction.mask_crops):
+        window = _tight_window(crop)
+        if window is None:
+            continue
+        rows, cols = window
+        tight = crop[rows, cols]
+        top = int(prediction.mask_offsets[index][0]) + rows.start
+        left = int(prediction.mask_offsets[index][1]) + cols.start
+        runs.append(crop_runs(tight, top, left, height, width))
+        fields.append(
+            {
+                "class_id": int(prediction.class_ids[index]),
+                "score": float(prediction.scores[index]),
+                "bbox_x": float(left),
+                "bbox_y": float(top),
+                "bbox_w": float(tight.shape[1]),
+                "bbox_h": float(tight.shape[0]),
+                "area": int(tight.sum()),
+            }
+        )
+    rles = counts_to_strings(runs)
+    return [Instance(**f, rle=rle) for f, rle in zip(fields, rles, strict=True)]
 
 
 class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], InstanceResult]):
@@ -70,13 +75,9 @@ class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], Inst
         self._empty_masks = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "empty_masks_dropped")
 
     def _encode(self, image: DecodedImage, prediction: InstancePrediction) -> tuple[Instance, ...]:
-        encoded = [
-            encode_instance(prediction, i, image.height, image.width)
-            for i in range(len(prediction.scores))
-        ]
-        instances = tuple(instance for instance in encoded if instance is not None)
+        instances = tuple(encode_instances(prediction, image.height, image.width))
         self._note_unlabeled(instance.class_id for instance in instances)
-        self._empty_masks.inc(len(encoded) - len(instances))
+        self._empty_masks.inc(len(prediction.scores) - len(instances))
         self._instances_detected.inc(len(instances))
         return instances
 

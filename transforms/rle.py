@@ -13,6 +13,8 @@ Two entry points, both O(input) rather than O(image) per mask:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from transforms.elements import ClassMask
@@ -38,15 +40,36 @@ def counts_to_string(counts: np.ndarray) -> str:
     Returns:
       The ASCII `counts` string.
     """
-    counts = np.asarray(counts, dtype=np.int64)
+    return counts_to_strings([counts])[0]
+
+
+def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
+    """`counts_to_string` of many masks at once (one image's classes or instances).
+
+    All masks' counts are concatenated and encoded in one vectorised pass,
+    then the string is cut back into one piece per mask: the numpy work is
+    per image, not per mask, which matters when masks are small.
+
+    Args:
+      runs: int [m_i] run lengths per mask (see `counts_to_string`).
+
+    Returns:
+      One ASCII `counts` string per mask, in order.
+    """
+    if not runs:
+        return []
+    lengths = np.fromiter((len(r) for r in runs), dtype=np.int64, count=len(runs))
+    counts = np.concatenate([np.asarray(r, dtype=np.int64) for r in runs])
+    firsts = np.cumsum(lengths) - lengths
     values = counts.copy()  # Deltas must come from the original counts, not updated ones.
-    if values.size > 3:
-        values[3:] -= counts[1:-2]
+    position = np.arange(counts.size) - np.repeat(firsts, lengths)  # Index within its mask.
+    delta = np.flatnonzero(position >= 3)
+    values[delta] -= counts[delta - 2]
     columns: list[np.ndarray] = []
     emitted: list[np.ndarray] = []
     active = np.ones(values.size, dtype=bool)
-    # Vectorised over all counts: each pass emits the next 5-bit group of every
-    # count that still has one, so the cost is O(m) numpy work, not a Python loop per count.
+    # Each pass emits the next 5-bit group of every count that still has one,
+    # so the cost is O(total counts) numpy work, not a Python loop per count.
     while active.any():
         chunk = values & _PAYLOAD_MASK
         values = values >> 5  # Arithmetic shift: negative deltas stay negative.
@@ -55,9 +78,14 @@ def counts_to_string(counts: np.ndarray) -> str:
         emitted.append(active.copy())
         active &= more
     if not columns:
-        return ""
+        return [""] * len(runs)
     chars = np.stack(columns, axis=1).astype(np.uint8)
-    return chars[np.stack(emitted, axis=1)].tobytes().decode("ascii")
+    kept = np.stack(emitted, axis=1)
+    text = chars[kept].tobytes().decode("ascii")
+    # Character offsets of each mask's first and one-past-last count.
+    ends = np.concatenate(([0], np.cumsum(kept.sum(axis=1))))
+    bounds = ends[np.concatenate((firsts, [counts.size]))].tolist()
+    return [text[bounds[i] : bounds[i + 1]] for i in range(len(runs))]
 
 
 def _runs_from_transitions(transitions: np.ndarray, num_pixels: int) -> np.ndarray:
@@ -93,8 +121,8 @@ def _crop_transitions(crop: np.ndarray, top: int, left: int, height: int) -> np.
     return (left + cols).astype(np.int64) * height + top + rows
 
 
-def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> str:
-    """COCO compressed RLE of a full-image mask that is zero outside one crop.
+def crop_runs(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """RLE run counts of a full-image mask that is zero outside one crop.
 
     Cost is O(crop size): the full [height, width] mask is never built.
 
@@ -106,7 +134,7 @@ def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) 
       width: Image width (columns).
 
     Returns:
-      The `counts` string pycocotools produces for the full-image mask.
+      int64 run lengths over the column-major image, starting with zeros.
 
     Raises:
       ValueError: If the crop is not 2-D or does not fit inside the image.
@@ -120,7 +148,12 @@ def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) 
             f"{height}x{width} image; clip the crop to the image before encoding"
         )
     transitions = _crop_transitions(crop.astype(bool), top, left, height)
-    return counts_to_string(_runs_from_transitions(transitions, height * width))
+    return _runs_from_transitions(transitions, height * width)
+
+
+def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> str:
+    """The `counts` string pycocotools produces for the full-image mask of `crop_runs`."""
+    return counts_to_string(crop_runs(crop, top, left, height, width))
 
 
 def _class_counts(starts: np.ndarray, ends: np.ndarray, num_pixels: int) -> np.ndarray:
@@ -157,14 +190,11 @@ def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
     order = np.argsort(values, kind="stable")  # Stable: keeps each class's runs in image order.
     sorted_values = values[order]
     class_ids, first = np.unique(sorted_values, return_index=True)
-    results = []
-    for class_id, group in zip(class_ids, np.split(order, first[1:]), strict=True):
-        run_starts, run_ends = starts[group], ends[group]
-        results.append(
-            ClassMask(
-                class_id=int(class_id),
-                pixel_count=int((run_ends - run_starts).sum()),
-                rle=counts_to_string(_class_counts(run_starts, run_ends, flat.size)),
-            )
-        )
-    return results
+    groups = np.split(order, first[1:])
+    runs = [_class_counts(starts[group], ends[group], flat.size) for group in groups]
+    pixel_counts = [int((ends[group] - starts[group]).sum()) for group in groups]
+    rles = counts_to_strings(runs)
+    return [
+        ClassMask(class_id=int(class_id), pixel_count=pixels, rle=rle)
+        for class_id, pixels, rle in zip(class_ids, pixel_counts, rles, strict=True)
+    ]

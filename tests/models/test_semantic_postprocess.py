@@ -67,3 +67,25 @@ def test_semantic_class_map_formats() -> None:
     logits[0, 0, 2] = logits[0, 1, 1] = logits[1, 0, 0] = logits[1, 1, 2] = 5.0
     argmax = semantic.semantic_class_map(logits, FULL_BOX, size, "logits", 0.5, 10)
     np.testing.assert_array_equal(argmax.numpy(), [[12, 11], [10, 12]])
+
+
+def test_postprocess_fn_returns_the_transposed_class_map() -> None:
+    # The compiled function transposes the small model output first; its result must be
+    # exactly the transpose of semantic_class_map on the untransposed output, for every
+    # format, for full and letterboxed content boxes and non-square sizes.
+    rng = np.random.default_rng(3)
+    cases = {
+        "logits": rng.normal(size=(8, 6, 5)).astype(np.float32),
+        "foreground_probability": rng.random((8, 6, 1)).astype(np.float32),
+        "class_map": rng.integers(0, 5, size=(8, 6, 1)).astype(np.float32),
+    }
+    boxes = [FULL_BOX, np.array([0.25, 0.125, 0.75, 0.875], np.float32)]
+    for output_format, raw in cases.items():
+        fn = semantic.make_semantic_postprocess_fn(output_format, 0.5, 1)
+        for box in boxes:
+            for size in [(37, 53), (300, 120), (8, 6)]:
+                size_t = tf.constant(size, tf.int32)
+                expected = semantic.semantic_class_map(raw, box, size_t, output_format, 0.5, 1)
+                transposed = fn(raw, box, size_t)["class_map_transposed"].numpy()
+                assert transposed.shape == size[::-1]
+                np.testing.assert_array_equal(transposed.T, expected.numpy())

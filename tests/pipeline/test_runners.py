@@ -19,6 +19,7 @@ from pipeline.runners import (
     default_dask_partitions,
     resolve_runner,
     runner_name,
+    runs_in_process,
 )
 
 
@@ -154,3 +155,17 @@ def test_dask_runner_spreads_work_units_and_closes_its_client(tmp_path):
         assert result.client.status == "closed"
     # Beam's DaskRunner sets a DoFn up once per partition: four partitions, not one.
     assert len(list((tmp_path / "setup").iterdir())) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], True),
+        (["--runner=DirectRunner", "--direct_running_mode=multi_threading"], True),
+        (["--direct_num_workers=2", "--direct_running_mode=multi_processing"], False),
+        (["--runner=DaskRunner", "--dask_client_address=tcp://127.0.0.1:1"], False),
+        (["--runner=DataflowRunner"], False),
+    ],
+)
+def test_runs_in_process(args: list[str], expected: bool) -> None:
+    assert runs_in_process(PipelineOptions(args)) is expected

@@ -8,7 +8,7 @@ from pycocotools import mask as mask_utils
 
 from tests.masks import coco_counts, paste_crop
 from transforms.elements import ClassMask
-from transforms.rle import counts_to_string, encode_class_map, encode_crop
+from transforms.rle import counts_to_string, counts_to_strings, encode_class_map, encode_crop
 
 
 def _check_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> None:
@@ -99,6 +99,36 @@ def test_counts_to_string_large_and_negative_deltas() -> None:
     height, width = 1, sum(counts)
     expected = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
     assert counts_to_string(np.array(counts)) == expected["counts"].decode()
+
+
+def test_counts_to_strings_matches_pycocotools_mask_by_mask() -> None:
+    # One call over masks of mixed lengths (1 to ~40 runs), including an empty mask,
+    # a full mask and one with a large count: each string must be the mask's own.
+    rng = np.random.default_rng(29)
+    masks = [np.zeros((7, 9), bool), np.ones((7, 9), bool)]
+    masks += [rng.random((7, 9)) < rng.uniform(0.1, 0.9) for _ in range(20)]
+    runs = [_coco_runs(m) for m in masks]
+    runs.append(np.array([0, 5_000_000, 1, 3, 4_000_000, 2]))
+    strings = counts_to_strings(runs)
+    expected = [coco_counts(m) for m in masks]
+    big = mask_utils.frPyObjects(
+        {"counts": runs[-1].tolist(), "size": [1, int(runs[-1].sum())]}, 1, int(runs[-1].sum())
+    )
+    assert strings == [*expected, big["counts"].decode()]
+    assert counts_to_strings([]) == []
+
+
+def _coco_runs(mask: np.ndarray) -> np.ndarray:
+    """Alternating run lengths of the column-major mask, starting with zeros (plain loop)."""
+    runs, value, length = [], False, 0
+    for pixel in mask.ravel(order="F"):
+        if bool(pixel) == value:
+            length += 1
+        else:
+            runs.append(length)
+            value, length = bool(pixel), 1
+    runs.append(length)
+    return np.array(runs)
 
 
 def _expected_class_masks(class_map: np.ndarray) -> list[ClassMask]:
