@@ -1,15 +1,26 @@
 """Assembles the Beam graph: shards in, Parquet tables out.
 
     Create(work units) -> ReadShards -+-> DecodeImages -+-> SemanticSegmentation --+
+                                      |                 |     `-> spill files      |
                                       |                 +-> InstanceSegmentation --+
+                                      |                 |     `-> spill files      |
                                       |                 +-> image info ------------+
                                       +-> shard summaries -------------------------+
                                               AssembleTableRows (join per image) <-+
-                                              -> WriteTables (one file per table and shard)
+                                              -> WriteTables (one file per table and shard;
+                                                 copies the spill files' rows in)
 
 Decode, both models and mask encoding fuse into one stage (no shuffle between
-them), so decoded pixels never leave the worker that decoded them; the only
-shuffles carry encoded results (the per-image join and the per-file write).
+them), so decoded pixels never leave the worker that decoded them. That stage
+also writes each batch's mask rows (the RLE strings, most of a run's bytes) to
+spill files under `<tables_dir>/_spill/` (transforms/spill.py), so the two
+shuffles (the per-image join and the per-file write) carry only light results
+and references to those files: Beam's in-process runners hold a shuffle's
+whole input in memory, and peak memory would otherwise grow with the image
+count. Rows of one batch are keyed by its work unit's source
+(`batch_partition_key`), so a batch's images and its spill files meet in one
+output shard. With --evaluate the join needs the RLE strings, so such runs
+don't spill: they trade memory for the per-image metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import apache_beam as beam
 
 from pipeline import schemas
 from pipeline.options import RunConfig
+from transforms.atomic_files import join
 from transforms.decode import DecodeImages
 from transforms.elements import UNIT_IMAGE_FILES, WorkUnit
 from transforms.instance import InstanceSegmentation
@@ -29,10 +41,15 @@ from transforms.read import ReadShards
 from transforms.rows import AssembleTableRows
 from transforms.semantic import SemanticSegmentation
 from transforms.skip import SkipKnownImages
+from transforms.spill import SPILL_DIR_NAME
 from transforms.write import WriteTables
 
-# Work units per output file when --num_output_shards is 0 (automatic).
-WORK_UNITS_PER_OUTPUT_SHARD = 16
+# Work units per output file when --num_output_shards is 0 (automatic). Large:
+# a writer no longer holds its shard's rows as Python dicts (the mask rows come
+# from spill files, copied in row groups), so a file's size costs it no memory,
+# and fewer, larger files with ~100k-row row groups are what analytics engines
+# read fastest. (Was 16 when the whole shard travelled through the shuffle.)
+WORK_UNITS_PER_OUTPUT_SHARD = 256
 
 
 def output_shard_count(config: RunConfig, num_work_units: int) -> int:
@@ -40,6 +57,11 @@ def output_shard_count(config: RunConfig, num_work_units: int) -> int:
     if config.num_output_shards:
         return config.num_output_shards
     return max(1, math.ceil(num_work_units / WORK_UNITS_PER_OUTPUT_SHARD))
+
+
+def spill_dir(tables_dir: str) -> str:
+    """Where a run writing tables under `tables_dir` spills mask rows (never a table)."""
+    return join(tables_dir, SPILL_DIR_NAME)
 
 
 def known_total(units: Sequence[WorkUnit]) -> int | None:
@@ -60,6 +82,10 @@ def build_pipeline(
 
     `known_hashes` (with --skip_existing) are content hashes of images that earlier
     runs processed: those records are skipped before decoding.
+
+    Unless `config.evaluate`, mask rows are spilled to `spill_dir(tables_dir)`,
+    which the caller removes once the tables are written: `tables_dir` should be
+    a run's staging directory, which the commit deletes.
 
     Returns:
       The PCollection of `WrittenFile`s, one per Parquet file committed.
@@ -82,12 +108,16 @@ def build_pipeline(
         | "ReportProgress" >> ReportProgress(known_total(units))
     )
     results = {"decoded": decoded, "summaries": read["summaries"]}
+    # Evaluation reads the RLE strings at the join (image_metrics.evaluate_image).
+    spill = None if config.evaluate else spill_dir(tables_dir)
     if config.semantic_spec is not None:
         results["semantic"] = decoded | "SemanticSegmentation" >> SemanticSegmentation(
             config.semantic_spec,
             config.batch_size,
             intra_op_threads=config.tf_threads,
             inter_op_threads=config.tf_threads,
+            spill_dir=spill,
+            class_names=config.class_names(),
         )
     if config.instance_spec is not None:
         results["instance"] = decoded | "InstanceSegmentation" >> InstanceSegmentation(
@@ -96,6 +126,8 @@ def build_pipeline(
             config.score_threshold,
             intra_op_threads=config.tf_threads,
             inter_op_threads=config.tf_threads,
+            spill_dir=spill,
+            class_names=config.class_names(),
         )
     rows = results | "AssembleTableRows" >> AssembleTableRows(
         config.class_names(),

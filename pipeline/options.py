@@ -82,7 +82,7 @@ class SegbeamOptions(PipelineOptions):
             "--num_output_shards",
             type=int,
             default=0,
-            help="Parquet files per table; 0 picks one per 16 work units (at least 1). "
+            help="Parquet files per table; 0 picks one per 256 work units (at least 1). "
             "Default: %(default)s",
         )
         parser.add_argument(

@@ -4,10 +4,13 @@
     <output>/manifest.json            what that run did
     <output>/_SUCCESS                 written last; absent while a run is under way or failed
     <output>/_staging/<run_id>/       where a run writes before it commits
+    <output>/_staging/<run_id>/_spill/  mask rows spilled by inference (transforms/spill.py)
 
 A run first removes `_SUCCESS`, writes its tables under `_staging/<run_id>/`,
 checks the ledger there, then replaces each table directory's files with its
-own, writes the manifest and finally `_SUCCESS`. A run killed at any point
+own, writes the manifest and finally `_SUCCESS`. Only `<table>/*.parquet` files
+are moved, so spill files never reach a table; they go with the staging area,
+which the commit deletes. A run killed at any point
 leaves no `_SUCCESS`; the next run into the same directory clears the staging
 area and starts over, so no stale file survives a rerun.
 """

@@ -7,6 +7,13 @@ image so one bad image only fails itself, and records metrics; a subclass says
 only how to encode one prediction. `SegmentationTransform` wraps one such DoFn
 as the labelled step of SemanticSegmentation / InstanceSegmentation.
 
+Spilling: given a spill directory, the DoFn writes each DecodedBatch's mask
+rows (with their RLE strings) to one spill file (transforms/spill.py) in
+`process()`, yields one `SpillRef` for it, and yields the results without
+their RLE strings: the join needs only class ids, counts and boxes. It is
+done in `process()`, not `finish_bundle()`, because Beam 2.77's DaskRunner
+drops what `finish_bundle` emits.
+
 Class ids without a label: whether a model can predict one is known before
 the run only for semantic logits/probabilities/foreground models (checked by
 models.loader.validate_model). Detection classes and class_map values are only
@@ -21,16 +28,26 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.utils.shared import Shared
 
 from models.loader import InstanceModel, SemanticModel, load_model
 from models.spec import ModelSpec
 from models.tf_runtime import configure_threads
-from transforms.elements import STAGE_ENCODE, STAGE_INFER, DecodedBatch, DecodedImage, StageError
+from transforms.elements import (
+    STAGE_ENCODE,
+    STAGE_INFER,
+    DecodedBatch,
+    DecodedImage,
+    SpillRef,
+    StageError,
+)
+from transforms.rows import Row, class_name
+from transforms.spill import write_spill
 
 _LOG = logging.getLogger(__name__)
 
@@ -100,18 +117,39 @@ def check_task(spec: ModelSpec, task: str, transform: str) -> None:
 class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
     """DecodedBatch -> one ResultT per image with pixels (errored images are skipped).
 
-    Subclasses set `metrics_namespace` and `result_type` and implement `_encode`.
+    With a spill directory, also one SpillRef per batch that has mask rows, and
+    the results carry no RLE strings (see the module docstring).
+
+    Subclasses set `metrics_namespace`, `result_type`, `spill_table` and
+    `spill_schema`, and implement `_encode`, `_mask_rows` and `_without_rle`.
     """
 
     metrics_namespace: ClassVar[str]
     # Set on the subclass: SemanticResult or InstanceResult, which share the field
     # order (image_id, height, width, payload, error) that `_result` relies on.
     result_type: Callable[..., ResultT]
+    # Set on the subclass: the table its spilled rows belong to, and that table's schema.
+    spill_table: ClassVar[str]
+    spill_schema: ClassVar[pa.Schema]
 
-    def __init__(self, spec: ModelSpec, batch_size: int, threads: TfThreads) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        threads: TfThreads,
+        spill_dir: str | None = None,
+        class_names: Mapping[int, str] | None = None,
+    ) -> None:
+        """`spill_dir`: where to spill mask rows (None: results keep their RLE strings).
+
+        `class_names`: labels of the spilled rows' class_name column (None: the spec's);
+        pass the run's merged label map so they match the rows built at the join.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._spec = spec
+        self._spill_dir = spill_dir
+        self._class_names = dict(spec.class_names if class_names is None else class_names)
         self._batch_size = batch_size
         self._threads = threads
         self._tag = model_tag(spec)  # Hashed once, on the driver, not per worker.
@@ -125,6 +163,7 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
         self._encode_errors = beam.metrics.Metrics.counter(namespace, "encode_errors")
         self._latency_ms = beam.metrics.Metrics.distribution(namespace, "inference_latency_ms")
         self._unlabeled = beam.metrics.Metrics.counter(namespace, "unlabeled_predictions")
+        self._rows_spilled = beam.metrics.Metrics.counter(namespace, "rows_spilled")
 
     def setup(self) -> None:
         configure_threads(self._threads.intra_op, self._threads.inter_op)
@@ -139,6 +178,17 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
     def _encode(self, image: DecodedImage, prediction: PredictionT) -> PayloadT:
         """One image's encoded prediction (may raise: that becomes an "encode" error)."""
         raise NotImplementedError
+
+    def _mask_rows(self, result: ResultT) -> list[Row]:
+        """A successful result's rows of `spill_table`, RLE strings included."""
+        raise NotImplementedError
+
+    def _without_rle(self, result: ResultT) -> ResultT:
+        """The result as the join needs it once its rows are spilled: every rle None."""
+        raise NotImplementedError
+
+    def _name(self, class_id: int) -> str:
+        return class_name(self._class_names, class_id)
 
     def _note_unlabeled(self, class_ids: Iterable[int]) -> None:
         """Counts predictions whose class id the spec's label map lacks; warns once per id.
@@ -160,11 +210,25 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
                 class_id,
             )
 
-    def process(self, batch: DecodedBatch) -> Iterator[ResultT]:
+    def process(self, batch: DecodedBatch) -> Iterator[ResultT | SpillRef]:
         images = [d for d in batch if d.error is None and d.pixels is not None]
-        for chunk in chunks(images, self._batch_size):
-            for image, outcome in zip(chunk, self._infer(chunk), strict=True):
-                yield self._result(image, outcome)
+        results = [
+            self._result(image, outcome)
+            for chunk in chunks(images, self._batch_size)
+            for image, outcome in zip(chunk, self._infer(chunk), strict=True)
+        ]
+        if self._spill_dir is None:
+            yield from results
+            return
+        rows = [
+            row for result in results if result.error is None for row in self._mask_rows(result)
+        ]
+        if rows:
+            # A failure to write is infrastructure, not data: it fails (and retries) the bundle.
+            yield write_spill(self._spill_dir, self.spill_table, self.spill_schema, batch, rows)
+            self._rows_spilled.inc(len(rows))
+        for result in results:
+            yield self._without_rle(result)
 
     def _result(self, image: DecodedImage, outcome: PredictionT | StageError) -> ResultT:
         if isinstance(outcome, StageError):
@@ -208,7 +272,7 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
 
 
 class SegmentationTransform(beam.PTransform):
-    """PCollection[DecodedBatch] -> PCollection of the DoFn's results, in one labelled step."""
+    """PCollection[DecodedBatch] -> the DoFn's results (and SpillRefs), in one labelled step."""
 
     def __init__(self, do_fn: InferenceDoFn) -> None:
         super().__init__()

@@ -3,8 +3,11 @@
 Every PCollection in the graph carries one of these NamedTuples, so a stage's
 input and output types are explicit and picklable on every runner. Decoded
 pixel arrays (`DecodedImage.pixels`) never cross a shuffle: decode, inference
-and mask encoding run fused in one stage, and only encoded results (COCO RLE
-strings, counts) travel to the GroupByKey that joins them.
+and mask encoding run fused in one stage, and only encoded results travel to
+the GroupByKey that joins them. With a spill directory (every run without
+--evaluate) not even the COCO RLE strings do: the fused stage writes each
+batch's mask rows to a spill file and sends a `SpillRef` on instead, and the
+results that reach the join carry `rle=None`.
 
 Bad input is data, not an exception: an element whose `error` is set carries a
 `StageError` forward, and the join turns it into exactly one `errors` row.
@@ -153,12 +156,27 @@ EncodedBatch = tuple[EncodedImage, ...]
 DecodedBatch = tuple[DecodedImage, ...]
 
 
+def batch_partition_key(batch: DecodedBatch) -> str:
+    """The output-shard key of every row that comes from `batch`: its work unit's source.
+
+    A batch holds records of one work unit, so this is the same for all of
+    them (a TFRecord shard's URI; the first file of an image-file unit). The
+    light rows of a batch's images (joined per image) and the batch's spilled
+    mask rows (one file per batch) both carry it, so they land in the same
+    output file, where the writer keeps only the mask rows of images that got
+    an `images` row.
+    """
+    return batch[0].ref.source
+
+
 class ClassMask(NamedTuple):
     """One class's pixels in one image's semantic prediction."""
 
     class_id: int
     pixel_count: int
-    rle: str  # COCO compressed RLE `counts` of the full-image binary mask.
+    # COCO compressed RLE `counts` of the full-image binary mask; None when the
+    # mask's row was spilled (it is in the batch's spill file, see SpillRef).
+    rle: str | None
 
 
 class SemanticResult(NamedTuple):
@@ -181,7 +199,9 @@ class Instance(NamedTuple):
     bbox_w: float
     bbox_h: float
     area: int  # Mask pixel count.
-    rle: str  # COCO compressed RLE `counts` of the full-image binary mask.
+    # COCO compressed RLE `counts` of the full-image binary mask; None when the
+    # instance's row was spilled (it is in the batch's spill file, see SpillRef).
+    rle: str | None
 
 
 class InstanceResult(NamedTuple):
@@ -209,3 +229,22 @@ class ImageInfo(NamedTuple):
     content_sha256: str
     error: StageError | None = None
     ground_truth: GroundTruth | None = None  # Still PNG-encoded: cheap to move to the join.
+    # batch_partition_key of the record's batch: its rows' output shard ("": by image_id).
+    partition_key: str = ""
+
+
+class SpillRef(NamedTuple):
+    """One spill file: a batch's rows of one mask table, written by the inference stage.
+
+    The file (Arrow IPC, lz4) holds `num_rows` rows in the table's schema
+    (pipeline/schemas.py), for the batch's images whose inference succeeded.
+    Only this reference crosses the shuffles; the writer of the output shard
+    `partition_key` maps to reads the file and keeps the rows of images that
+    got an `images` row there. The file name is a function of the batch, so a
+    retried bundle overwrites the file instead of adding one.
+    """
+
+    table: str  # "semantic_masks" or "instances".
+    path: str  # Local path or FileSystems URL, under the run's staging directory.
+    num_rows: int
+    partition_key: str  # batch_partition_key of the batch.

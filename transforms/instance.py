@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import apache_beam as beam
 import numpy as np
 
 from models.loader import InstancePrediction
 from models.spec import TASK_INSTANCE, ModelSpec
+from pipeline import schemas
 from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
 from transforms.elements import DecodedImage, Instance, InstanceResult
 from transforms.rle import counts_to_strings, crop_runs
+from transforms.rows import Row, instance_rows
 
 METRICS_NAMESPACE = "segbeam.instance"
 
@@ -66,9 +69,18 @@ class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], Inst
 
     metrics_namespace = METRICS_NAMESPACE
     result_type = InstanceResult
+    spill_table = "instances"
+    spill_schema = schemas.INSTANCES
 
-    def __init__(self, spec: ModelSpec, batch_size: int, threads: TfThreads) -> None:
-        super().__init__(spec, batch_size, threads)
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch_size: int,
+        threads: TfThreads,
+        spill_dir: str | None = None,
+        class_names: Mapping[int, str] | None = None,
+    ) -> None:
+        super().__init__(spec, batch_size, threads, spill_dir, class_names)
         self._instances_detected = beam.metrics.Metrics.counter(
             METRICS_NAMESPACE, "instances_detected"
         )
@@ -80,6 +92,14 @@ class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], Inst
         self._empty_masks.inc(len(prediction.scores) - len(instances))
         self._instances_detected.inc(len(instances))
         return instances
+
+    def _mask_rows(self, result: InstanceResult) -> list[Row]:
+        return instance_rows(
+            result.image_id, result.height, result.width, result.instances, self._name
+        )
+
+    def _without_rle(self, result: InstanceResult) -> InstanceResult:
+        return result._replace(instances=tuple(i._replace(rle=None) for i in result.instances))
 
 
 class InstanceSegmentation(SegmentationTransform):
@@ -93,10 +113,14 @@ class InstanceSegmentation(SegmentationTransform):
     empty_masks_dropped). A failed inference or encoding yields a result with
     `error` set (stage "infer" or "encode") and no instances.
 
+    With `spill_dir`, each batch's `instances` rows are written to a spill file
+    (transforms/spill.py), one `SpillRef` per batch with rows joins the output,
+    and the results' Instances carry `rle=None`.
+
     Metrics (namespace "segbeam.instance"): counters images_inferred,
     instances_detected, empty_masks_dropped, infer_errors, encode_errors,
     unlabeled_predictions (instances whose class id the label map lacks: kept,
-    named "class_<id>"); distribution inference_latency_ms per model call.
+    named "class_<id>"), rows_spilled; distribution inference_latency_ms per model call.
     """
 
     def __init__(
@@ -107,6 +131,8 @@ class InstanceSegmentation(SegmentationTransform):
         *,
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        spill_dir: str | None = None,
+        class_names: Mapping[int, str] | None = None,
     ) -> None:
         """Args:
         spec: An instance ModelSpec.
@@ -114,9 +140,12 @@ class InstanceSegmentation(SegmentationTransform):
         score_threshold: Keep detections scoring at least this; None = the spec's.
         intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
         inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
+        spill_dir: Where to spill instance rows (inside the run's staging directory);
+          None keeps the RLE strings in the results.
+        class_names: The run's label map for spilled rows' class_name (None: the spec's).
         """
         check_task(spec, TASK_INSTANCE, "InstanceSegmentation")
         if score_threshold is not None:
             spec = dataclasses.replace(spec, score_threshold=score_threshold)
         threads = TfThreads(intra_op_threads, inter_op_threads)
-        super().__init__(_InstanceDoFn(spec, batch_size, threads))
+        super().__init__(_InstanceDoFn(spec, batch_size, threads, spill_dir, class_names))

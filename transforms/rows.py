@@ -4,12 +4,18 @@
 is enforced: the results of every stage are grouped by `image_id`, and each
 group yields either one `images` row (with its masks, counts and instances) or
 one `errors` row, never both and never neither.
+
+Mask rows (`semantic_masks`, `instances`: everything with an RLE) are built
+here only for results that still carry their RLE (runs with --evaluate, and
+tests). Otherwise the inference stage has already written them to spill files
+(transforms/spill.py), and their `SpillRef`s pass through to the writer as
+TableRows with no rows, keyed like the rows of the batch's images.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -18,13 +24,17 @@ from apache_beam.metrics import Metrics
 from transforms.elements import (
     STAGE_DECODE,
     STAGE_INFER,
+    ClassMask,
     DecodedBatch,
     ImageInfo,
     ImageRef,
+    Instance,
     InstanceResult,
     SemanticResult,
     ShardSummary,
+    SpillRef,
     StageError,
+    batch_partition_key,
 )
 from transforms.image_metrics import evaluate_image, metric_rows
 
@@ -33,17 +43,75 @@ _NAMESPACE = "segbeam"
 
 
 class TableRows(NamedTuple):
-    """Rows for several tables that belong to one record (or one input file).
+    """Rows for several tables that belong to one record (or one input file or batch).
 
     `partition_key` decides which output file the rows go to, so all of a
-    record's rows land in the same part file of each table.
+    record's rows land in the same part file of each table: a batch's rows
+    and its spill files share its `batch_partition_key`.
     """
 
     partition_key: str
     tables: dict[str, list[Row]]
+    spills: tuple[SpillRef, ...] = ()  # Spill files whose rows go to the same part files.
+
+
+def class_name(class_names: Mapping[int, str], class_id: int) -> str:
+    """A class id's label, or "class_<id>" for ids the label map lacks."""
+    return class_names.get(class_id, f"class_{class_id}")
+
+
+def semantic_mask_rows(
+    image_id: str,
+    height: int,
+    width: int,
+    classes: Sequence[ClassMask],
+    name: Callable[[int], str],
+) -> list[Row]:
+    """One image's `semantic_masks` rows (the same whether built at the join or spilled)."""
+    return [
+        {
+            "image_id": image_id,
+            "class_id": mask.class_id,
+            "class_name": name(mask.class_id),
+            "height": height,
+            "width": width,
+            "pixel_count": mask.pixel_count,
+            "rle": mask.rle,
+        }
+        for mask in classes
+    ]
+
+
+def instance_rows(
+    image_id: str,
+    height: int,
+    width: int,
+    instances: Sequence[Instance],
+    name: Callable[[int], str],
+) -> list[Row]:
+    """One image's `instances` rows, ranked in the given (descending score) order."""
+    return [
+        {
+            "image_id": image_id,
+            "instance_id": f"{image_id}-{rank:04d}",
+            "class_id": inst.class_id,
+            "class_name": name(inst.class_id),
+            "score": inst.score,
+            "bbox_x": inst.bbox_x,
+            "bbox_y": inst.bbox_y,
+            "bbox_w": inst.bbox_w,
+            "bbox_h": inst.bbox_h,
+            "area": inst.area,
+            "height": height,
+            "width": width,
+            "rle": inst.rle,
+        }
+        for rank, inst in enumerate(instances)
+    ]
 
 
 def _image_infos(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[tuple[str, ImageInfo]]:
+    partition_key = batch_partition_key(batch) if batch else ""
     for image in batch:
         info = ImageInfo(
             ref=image.ref,
@@ -55,6 +123,7 @@ def _image_infos(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[tuple
             error=image.error,
             # Ground truth travels to the join only when it will be used.
             ground_truth=image.ground_truth if keep_ground_truth else None,
+            partition_key=partition_key,
         )
         yield image.ref.image_id, info
 
@@ -109,11 +178,12 @@ class _BuildImageRows(beam.DoFn):
                 "data. Rerun; if it persists, report the runner and this message."
             )
         info = infos[0]
+        key = info.partition_key or image_id
         error = self._first_error(info, semantic, instance)
         if error is not None:
             self._images_failed.inc()
             Metrics.counter(_NAMESPACE, f"errors_{error.stage}").inc()
-            yield TableRows(image_id, {"errors": [_error_row(info.ref, error)]})
+            yield TableRows(key, {"errors": [_error_row(info.ref, error)]})
             return
         semantic_result = semantic[0] if semantic else None
         instance_result = instance[0] if instance else None
@@ -125,10 +195,10 @@ class _BuildImageRows(beam.DoFn):
                 # Unreadable or mis-sized ground truth makes the record bad, like a bad image.
                 error = StageError(STAGE_DECODE, "InvalidGroundTruth", f"{type(e).__name__}: {e}")
                 self._images_failed.inc()
-                yield TableRows(image_id, {"errors": [_error_row(info.ref, error)]})
+                yield TableRows(key, {"errors": [_error_row(info.ref, error)]})
                 return
         self._images_ok.inc()
-        yield TableRows(image_id, rows)
+        yield TableRows(key, rows)
 
     def _evaluation_rows(
         self, info: ImageInfo, semantic: SemanticResult | None, instance: InstanceResult | None
@@ -173,43 +243,29 @@ class _BuildImageRows(beam.DoFn):
         return None
 
     def _name(self, class_id: int) -> str:
-        return self._class_names.get(class_id, f"class_{class_id}")
+        return class_name(self._class_names, class_id)
 
     def _rows(
         self, info: ImageInfo, semantic: SemanticResult | None, instance: InstanceResult | None
     ) -> dict[str, list[Row]]:
         image_id = info.ref.image_id
         instances = instance.instances if instance else ()
-        semantic_rows = [
-            {
-                "image_id": image_id,
-                "class_id": mask.class_id,
-                "class_name": self._name(mask.class_id),
-                "height": info.height,
-                "width": info.width,
-                "pixel_count": mask.pixel_count,
-                "rle": mask.rle,
-            }
-            for mask in (semantic.classes if semantic else ())
-        ]
-        instance_rows = [
-            {
-                "image_id": image_id,
-                "instance_id": f"{image_id}-{rank:04d}",
-                "class_id": inst.class_id,
-                "class_name": self._name(inst.class_id),
-                "score": inst.score,
-                "bbox_x": inst.bbox_x,
-                "bbox_y": inst.bbox_y,
-                "bbox_w": inst.bbox_w,
-                "bbox_h": inst.bbox_h,
-                "area": inst.area,
-                "height": info.height,
-                "width": info.width,
-                "rle": inst.rle,
-            }
-            for rank, inst in enumerate(instances)
-        ]
+        # Spilled masks and instances (rle None) are in their batch's spill file already.
+        semantic_rows = semantic_mask_rows(
+            image_id,
+            info.height,
+            info.width,
+            [mask for mask in (semantic.classes if semantic else ()) if mask.rle is not None],
+            self._name,
+        )
+        # An image's instances are spilled all or none, so ranks (instance_id) agree.
+        detection_rows = instance_rows(
+            image_id,
+            info.height,
+            info.width,
+            [inst for inst in instances if inst.rle is not None],
+            self._name,
+        )
         image_row = {
             "image_id": image_id,
             "source": info.ref.source,
@@ -225,7 +281,7 @@ class _BuildImageRows(beam.DoFn):
             "images": [image_row],
             "semantic_masks": semantic_rows,
             "class_counts": self._class_count_rows(info, semantic, instances),
-            "instances": instance_rows,
+            "instances": detection_rows,
         }
 
     def _class_count_rows(
@@ -247,6 +303,20 @@ class _BuildImageRows(beam.DoFn):
             }
             for class_id in sorted(set(pixels) | set(counts))
         ]
+
+
+def _keyed_result(
+    item: SemanticResult | InstanceResult | SpillRef,
+) -> Iterator[tuple[str, SemanticResult | InstanceResult]]:
+    """A model result keyed by image for the join; spill references skip the join."""
+    if not isinstance(item, SpillRef):
+        yield item.image_id, item
+
+
+def _spill_rows(item: SemanticResult | InstanceResult | SpillRef) -> Iterator[TableRows]:
+    """A spill reference, as rows-less TableRows keyed like its batch's image rows."""
+    if isinstance(item, SpillRef):
+        yield TableRows(item.partition_key, {}, (item,))
 
 
 def _split_results(
@@ -271,8 +341,13 @@ class AssembleTableRows(beam.PTransform):
     Input: a dict of PCollections: "decoded" (DecodedBatch, required),
     "summaries" (ShardSummary, required), "semantic" (SemanticResult) and
     "instance" (InstanceResult), each present only when that model is enabled.
-    Output: PCollection[TableRows]. With `evaluate`, records carrying ground
-    truth also get `metrics` and `ground_truth` rows (see transforms/image_metrics.py).
+    The model inputs may also hold `SpillRef`s (segmentation transforms given a
+    spill directory): each becomes a TableRows with no rows that carries it to
+    the writer, and results whose masks were spilled (rle None) give no mask rows here.
+    Output: PCollection[TableRows], keyed by the record's batch_partition_key
+    (shard rows: by their file). With `evaluate`, records carrying ground truth
+    also get `metrics` and `ground_truth` rows (see transforms/image_metrics.py),
+    which needs the RLE strings: evaluate runs don't spill.
     """
 
     def __init__(
@@ -299,10 +374,11 @@ class AssembleTableRows(beam.PTransform):
                 f"AssembleTableRows takes inputs {sorted(expected)}, got {sorted(inputs)}."
             )
         keyed = [inputs["decoded"] | "KeyImageInfos" >> beam.FlatMap(_image_infos, self._evaluate)]
-        if self._semantic_enabled:
-            keyed.append(inputs["semantic"] | "KeySemantic" >> beam.Map(lambda r: (r.image_id, r)))
-        if self._instance_enabled:
-            keyed.append(inputs["instance"] | "KeyInstance" >> beam.Map(lambda r: (r.image_id, r)))
+        spill_rows = []
+        for name, label in (("semantic", "Semantic"), ("instance", "Instance")):
+            if name in inputs:
+                keyed.append(inputs[name] | f"Key{label}" >> beam.FlatMap(_keyed_result))
+                spill_rows.append(inputs[name] | f"{label}Spills" >> beam.FlatMap(_spill_rows))
         image_rows = (
             keyed
             | "FlattenResults" >> beam.Flatten()
@@ -318,4 +394,4 @@ class AssembleTableRows(beam.PTransform):
             )
         )
         shard_rows = inputs["summaries"] | "BuildShardRows" >> beam.Map(_shard_rows)
-        return (image_rows, shard_rows) | "FlattenRows" >> beam.Flatten()
+        return (image_rows, shard_rows, *spill_rows) | "FlattenRows" >> beam.Flatten()

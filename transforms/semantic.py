@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from models.spec import TASK_SEMANTIC, ModelSpec
+from pipeline import schemas
 from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
 from transforms.elements import ClassMask, DecodedImage, SemanticResult
 from transforms.rle import encode_class_map
+from transforms.rows import Row, semantic_mask_rows
 
 METRICS_NAMESPACE = "segbeam.semantic"
 
@@ -17,6 +21,8 @@ class _SemanticDoFn(InferenceDoFn[np.ndarray, tuple[ClassMask, ...], SemanticRes
 
     metrics_namespace = METRICS_NAMESPACE
     result_type = SemanticResult
+    spill_table = "semantic_masks"
+    spill_schema = schemas.SEMANTIC_MASKS
 
     def _encode(self, image: DecodedImage, prediction: np.ndarray) -> tuple[ClassMask, ...]:
         if prediction.shape != (image.height, image.width):
@@ -27,6 +33,14 @@ class _SemanticDoFn(InferenceDoFn[np.ndarray, tuple[ClassMask, ...], SemanticRes
         self._note_unlabeled(mask.class_id for mask in classes)
         return classes
 
+    def _mask_rows(self, result: SemanticResult) -> list[Row]:
+        return semantic_mask_rows(
+            result.image_id, result.height, result.width, result.classes, self._name
+        )
+
+    def _without_rle(self, result: SemanticResult) -> SemanticResult:
+        return result._replace(classes=tuple(mask._replace(rle=None) for mask in result.classes))
+
 
 class SemanticSegmentation(SegmentationTransform):
     """PCollection[DecodedBatch] -> PCollection[SemanticResult].
@@ -36,9 +50,13 @@ class SemanticSegmentation(SegmentationTransform):
     A failed inference or encoding yields a result with `error` set (stage
     "infer" or "encode") and no classes.
 
+    With `spill_dir`, each batch's `semantic_masks` rows are written to a spill
+    file (transforms/spill.py), one `SpillRef` per batch with rows joins the
+    output, and the results' ClassMasks carry `rle=None`.
+
     Metrics (namespace "segbeam.semantic"): counters images_inferred,
     infer_errors, encode_errors, unlabeled_predictions (class masks whose id the
-    label map lacks); distribution inference_latency_ms per model call.
+    label map lacks), rows_spilled; distribution inference_latency_ms per model call.
     """
 
     def __init__(
@@ -48,13 +66,18 @@ class SemanticSegmentation(SegmentationTransform):
         *,
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        spill_dir: str | None = None,
+        class_names: Mapping[int, str] | None = None,
     ) -> None:
         """Args:
         spec: A semantic ModelSpec.
         batch_size: Most images per model call (spec.batch_size may lower it).
         intra_op_threads: TensorFlow intra-op threads per worker process (0 = TF default).
         inter_op_threads: TensorFlow inter-op threads per worker process (0 = TF default).
+        spill_dir: Where to spill mask rows (inside the run's staging directory);
+          None keeps the RLE strings in the results.
+        class_names: The run's label map for spilled rows' class_name (None: the spec's).
         """
         check_task(spec, TASK_SEMANTIC, "SemanticSegmentation")
         threads = TfThreads(intra_op_threads, inter_op_threads)
-        super().__init__(_SemanticDoFn(spec, batch_size, threads))
+        super().__init__(_SemanticDoFn(spec, batch_size, threads, spill_dir, class_names))

@@ -6,6 +6,13 @@ of their partition key into `num_shards` groups; each group is written by one
 `process()` call, as `<table>/part-SSSSS-of-NNNNN.parquet`, through a temporary
 file and a rename. File names depend only on the shard index, so a retried or
 repeated bundle rewrites the same file with the same rows instead of adding one.
+
+The mask tables' rows mostly arrive as spill files (`TableRows.spills`, see
+transforms/spill.py), not through the GroupByKey: once the group is read, each
+referenced file is read as Arrow, filtered to the image ids that got an
+`images` row in this shard (an image that failed after its masks were spilled
+is only in `errors`), sorted, and appended. Memory per writer is then the
+shard's light rows in flight plus one row group, not the shard's masks.
 """
 
 from __future__ import annotations
@@ -17,16 +24,31 @@ from typing import BinaryIO, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from pipeline import schemas
 from transforms.atomic_files import atomic_writer, join
+from transforms.elements import SpillRef
 from transforms.rows import Row, TableRows
+from transforms.spill import read_spill
 
-# Rows buffered per table before they go to the file as one row group; large
-# enough for analytics scans, small enough to keep a worker's memory flat.
-ROWS_PER_ROW_GROUP = 50_000
+# A row group is written once a table's buffered rows reach either bound: row
+# groups of ~100k rows suit analytics scans (DuckDB, Spark and pyarrow read per
+# row group); the byte bound keeps a table of long RLE strings from buffering
+# hundreds of MB per writer.
+ROWS_PER_ROW_GROUP = 128_000
+BYTES_PER_ROW_GROUP = 32 * 1024 * 1024
+# Python dict rows are converted to Arrow this many at a time: dicts take
+# several times the memory of the same rows in Arrow.
+_ROWS_PER_CONVERSION = 4096
+
+# How spilled rows are sorted, so that reruns write identical files.
+_SPILL_SORT_KEYS = {
+    "semantic_masks": ("image_id", "class_id"),
+    "instances": ("image_id", "instance_id"),
+}
 
 
 class WrittenFile(NamedTuple):
@@ -48,28 +70,57 @@ def part_file_name(shard: int, num_shards: int) -> str:
 
 
 class _TableBuffer:
-    """Buffers one table's rows and streams them out as row groups."""
+    """Buffers one table's rows (as Arrow) and streams them out as row groups."""
 
     def __init__(self, schema: pa.Schema, handle: BinaryIO) -> None:
         self._schema = schema
         self._writer = pq.ParquetWriter(handle, schema, compression="zstd")
-        self._rows: list[Row] = []
+        self._rows: list[Row] = []  # Not yet converted to Arrow.
+        self._tables: list[pa.Table] = []
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
         self.num_rows = 0
 
     def add(self, rows: list[Row]) -> None:
+        """Adds rows given as dicts."""
         self._rows.extend(rows)
-        if len(self._rows) >= ROWS_PER_ROW_GROUP:
+        if len(self._rows) >= _ROWS_PER_CONVERSION:
+            self._convert()
+
+    def add_table(self, table: pa.Table) -> None:
+        """Adds rows given as an Arrow table in this table's schema."""
+        self._convert()
+        self._tables.append(table)
+        self._buffered_rows += table.num_rows
+        self._buffered_bytes += table.nbytes
+        if self._buffered_rows >= ROWS_PER_ROW_GROUP or self._buffered_bytes >= BYTES_PER_ROW_GROUP:
             self.flush()
 
-    def flush(self) -> None:
+    def _convert(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-            self.num_rows += len(self._rows)
-            self._rows = []
+            rows, self._rows = self._rows, []
+            self.add_table(pa.Table.from_pylist(rows, schema=self._schema))
+
+    def flush(self) -> None:
+        """Writes everything buffered as one row group."""
+        self._convert()
+        if self._tables:
+            table = pa.concat_tables(self._tables).combine_chunks()
+            self._tables, self._buffered_rows, self._buffered_bytes = [], 0, 0
+            self._writer.write_table(table, row_group_size=table.num_rows)
+            self.num_rows += table.num_rows
 
     def close(self) -> None:
         self.flush()
         self._writer.close()
+
+
+def _spilled_rows(ref: SpillRef, schema: pa.Schema, image_ids: pa.Array) -> pa.Table:
+    """A spill file's rows of the images in `image_ids`, sorted, in `schema`."""
+    table = read_spill(ref)
+    table = table.filter(pc.is_in(table.column("image_id"), value_set=image_ids))
+    keys = _SPILL_SORT_KEYS.get(ref.table, ("image_id",))
+    return table.sort_by([(key, "ascending") for key in keys]).select(schema.names).cast(schema)
 
 
 class _WriteShardFiles(beam.DoFn):
@@ -80,6 +131,8 @@ class _WriteShardFiles(beam.DoFn):
         self._num_shards = num_shards
         self._tables = dict(tables)
         self._rows_written = Metrics.counter("segbeam", "rows_written")
+        # Spilled rows of images that ended up in `errors` (a later stage failed).
+        self._spilled_dropped = Metrics.counter("segbeam", "spilled_rows_dropped")
 
     def process(self, element: tuple[int, Iterable[TableRows]]) -> Iterator[WrittenFile]:
         shard, bundles = element
@@ -87,7 +140,10 @@ class _WriteShardFiles(beam.DoFn):
         paths = {table: join(self._output_dir, table, name) for table in self._tables}
         # Every table is written in every shard, empty or not, so each table's
         # directory exists and readers never see a missing table. The group is
-        # iterated once, with all tables' files open, so it is never held in memory.
+        # iterated once, with all tables' files open, so it is never held in memory;
+        # only the spill references and the shard's image ids are kept for the end.
+        spills: dict[str, SpillRef] = {}
+        image_ids: list[str] = []
         with contextlib.ExitStack() as stack:
             buffers = {
                 table: _TableBuffer(schema, stack.enter_context(atomic_writer(paths[table])))
@@ -96,11 +152,29 @@ class _WriteShardFiles(beam.DoFn):
             for bundle in bundles:
                 for table, rows in bundle.tables.items():
                     buffers[table].add(rows)
+                image_ids.extend(row["image_id"] for row in bundle.tables.get("images", ()))
+                # By path: a runner that delivers a reference twice must not duplicate rows.
+                spills.update((ref.path, ref) for ref in bundle.spills)
+            self._copy_spills(sorted(spills.values()), pa.array(image_ids, pa.string()), buffers)
             for buffer in buffers.values():
                 buffer.close()
         for table, buffer in buffers.items():
             self._rows_written.inc(buffer.num_rows)
             yield WrittenFile(table, paths[table], buffer.num_rows)
+
+    def _copy_spills(
+        self, refs: list[SpillRef], image_ids: pa.Array, buffers: Mapping[str, _TableBuffer]
+    ) -> None:
+        """Appends the spilled rows of this shard's images, file by file in path order."""
+        for ref in refs:
+            if ref.table not in buffers:
+                raise ValueError(
+                    f"Spill file {ref.path} is for table {ref.table!r}, which this run does "
+                    f"not write (tables: {sorted(buffers)})."
+                )
+            rows = _spilled_rows(ref, self._tables[ref.table], image_ids)
+            self._spilled_dropped.inc(ref.num_rows - rows.num_rows)
+            buffers[ref.table].add_table(rows)
 
 
 class WriteTables(beam.PTransform):

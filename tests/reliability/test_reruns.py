@@ -20,6 +20,7 @@ from tests.reliability.runs import (
     snapshot,
     start_segbeam,
 )
+from transforms.spill import SPILL_DIR_NAME
 
 _INTERRUPTED_RUN = Path(__file__).with_name("interrupted_run.py")
 _STARTUP_TIMEOUT_SECONDS = 180
@@ -74,6 +75,11 @@ def test_killed_run_then_rerun_ends_complete_and_consistent(tmp_path, corpus, ti
     assert not (output / SUCCESS_MARKER).exists()
     staged = list((output / STAGING).rglob("*.parquet"))
     assert bool(staged) == (stage == "write")  # Killed in the middle of writing, or before.
+    # Spilled mask rows exist only in the staging area, never beside the committed tables.
+    spilled = list(output.rglob("*.arrow"))
+    assert all({STAGING, SPILL_DIR_NAME} <= set(p.relative_to(output).parts) for p in spilled)
+    if stage == "write":
+        assert spilled  # All inference (and so all spilling) is done before the write starts.
 
     run(segbeam_argv(second, output, tiny_models))
     run(segbeam_argv(second, tmp_path / "fresh", tiny_models))

@@ -19,6 +19,7 @@ from transforms.elements import (
     InstanceResult,
     SemanticResult,
     ShardSummary,
+    SpillRef,
     StageError,
 )
 from transforms.rows import AssembleTableRows
@@ -41,6 +42,8 @@ def _collect(rows):
     for bundle in rows:
         for table, table_rows in bundle.tables.items():
             tables.setdefault(table, []).extend(table_rows)
+        if bundle.spills:
+            tables.setdefault("_spills", []).extend((bundle.partition_key, bundle.spills))
     return tables
 
 
@@ -184,3 +187,59 @@ def test_ground_truth_is_ignored_without_evaluate():
         assert "errors" not in tables
 
     _run([(_decoded("i", ground_truth=bad),)], [SemanticResult("i", 2, 4, ())], None, check)
+
+
+def test_spilled_results_give_counts_but_no_mask_rows_and_pass_their_references_on():
+    # As the segmentation transforms emit them with a spill directory: rle None, plus a SpillRef.
+    semantic = [
+        SemanticResult("s", 2, 4, (ClassMask(0, 6, None), ClassMask(5, 2, None))),
+        SpillRef("semantic_masks", "/spill/semantic_masks/s.arrow", 2, "/data/s.tfrecord"),
+    ]
+    instance = [
+        InstanceResult("s", 2, 4, (_instance(5, 0.9)._replace(rle=None),)),
+        SpillRef("instances", "/spill/instances/s.arrow", 1, "/data/s.tfrecord"),
+    ]
+
+    def check(tables):
+        assert tables["images"][0]["num_instances"] == 1
+        assert tables["semantic_masks"] == []
+        assert tables["instances"] == []
+        counts = {
+            r["class_id"]: (r["pixel_count"], r["instance_count"]) for r in tables["class_counts"]
+        }
+        assert counts == {0: (6, 0), 5: (2, 1)}
+        # Each reference travels alone, keyed like its batch's image rows.
+        keys, refs = tables["_spills"][0::2], tables["_spills"][1::2]
+        assert keys == ["/data/s.tfrecord"] * 2
+        assert sorted(ref.table for (ref,) in refs) == ["instances", "semantic_masks"]
+
+    _run([(_decoded("s"),)], semantic, instance, check)
+
+
+def test_rows_are_keyed_by_their_batch_source():
+    # Two records of one TFRecord shard: all of their rows go to the same output file.
+    batch = (_decoded("k1"), _decoded("k2", StageError("decode", "Truncated", "cut")))
+    batch = (batch[0], batch[1]._replace(ref=ImageRef("k2", batch[0].ref.source, 4)))
+    semantic = [SemanticResult("k1", 2, 4, ())]
+    with TestPipeline() as p:
+        inputs = {
+            "decoded": p | "D" >> beam.Create([batch]),
+            "summaries": p | "S" >> beam.Create([]),
+            "semantic": p | "Sem" >> beam.Create(semantic),
+        }
+        rows = inputs | AssembleTableRows(NAMES, semantic_enabled=True, instance_enabled=False)
+        keys = rows | beam.Map(lambda r: (r.partition_key, sorted(r.tables)))
+        assert_that(
+            keys,
+            lambda actual: (
+                sorted(actual)
+                == [
+                    (
+                        "/data/k1.tfrecord",
+                        ["class_counts", "images", "instances", "semantic_masks"],
+                    ),
+                    ("/data/k1.tfrecord", ["errors"]),
+                ]
+                or pytest.fail(f"keys {sorted(actual)}")
+            ),
+        )

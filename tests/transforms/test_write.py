@@ -7,12 +7,14 @@ import sys
 
 import apache_beam as beam
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from pipeline import schemas
+from transforms import write
 from transforms.rows import TableRows
 from transforms.write import WriteTables, shard_index
 
@@ -126,3 +128,23 @@ def test_rejects_bad_configuration():
         WriteTables("/tmp/x", 0)
     with pytest.raises(ValueError, match="Unknown tables"):
         WriteTables("/tmp/x", 1, {"nope": schemas.IMAGES})
+
+
+def test_row_groups_are_cut_at_the_target_size(tmp_path, monkeypatch):
+    # Rows arrive a few at a time (light rows as dicts, spilled rows as Arrow tables);
+    # each row group is written once the buffered rows reach the target, not per arrival.
+    monkeypatch.setattr(write, "ROWS_PER_ROW_GROUP", 10)
+    monkeypatch.setattr(write, "_ROWS_PER_CONVERSION", 3)
+    rows = _image_rows("x").tables["class_counts"]
+    path = tmp_path / "t.parquet"
+    with open(path, "wb") as handle:
+        buffer = write._TableBuffer(schemas.CLASS_COUNTS, handle)
+        for _ in range(13):
+            buffer.add(rows * 2)
+        buffer.add_table(pa.Table.from_pylist(rows * 4, schema=schemas.CLASS_COUNTS))
+        buffer.close()
+    metadata = pq.ParquetFile(path).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sum(sizes) == buffer.num_rows == 30
+    assert all(size >= 10 for size in sizes[:-1])
+    assert len(sizes) < 13  # Not one group per arrival.
