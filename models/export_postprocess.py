@@ -1,9 +1,8 @@
 """Panoptic-DeepLab-style grouping in pure TF ops, ending in OD-API outputs.
 
 Everything here runs inside the exported instance model's tf.function. Inputs
-are the raw heads on the instance net's G x G output grid (G = 256 at output
-stride s = 1; cell (i, j) covers input pixels [s*i, s*(i+1)) x [s*j, s*(j+1))
-of the 256x256 input).
+are the raw heads on the 128x128 output grid (cell (i, j) covers input pixels
+[2i, 2i+2) x [2j, 2j+2) of the 256x256 input).
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from models.networks import INSTANCE_OUTPUT_SIZE as OUTPUT_SIZE
-from models.networks import INSTANCE_OUTPUT_STRIDE as OUTPUT_STRIDE
-from models.networks import THING_CLASS_IDS
+from models.networks import OUTPUT_SIZE, OUTPUT_STRIDE, THING_CLASS_IDS
 
 Centres = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 

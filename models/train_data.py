@@ -18,11 +18,7 @@ from PIL import Image
 from models.synthetic_render import scene_for_index
 
 INPUT_SIZE = 256
-# The instance net's output stride (models.networks.INSTANCE_OUTPUT_STRIDE; this
-# module stays free of TensorFlow, and a test keeps the two equal).
-STRIDE = 1
-# Crops start at even offsets so the semantic net's stride-2 grid stays aligned.
-CROP_ALIGN = 2
+STRIDE = 2
 THING_CLASS_IDS = (5, 6)
 
 
@@ -42,7 +38,7 @@ class InstanceTargets(NamedTuple):
     """Per-batch instance-model targets.
 
     thing: int32 [B, S, S] (S = input side), 0 background, 1 vehicle, 2 pedestrian.
-    heatmap: float32 [B, G, G, 2] (G = side / STRIDE, 256 for full inputs), Gaussian
+    heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian
       centre heatmaps per thing class, exactly 1.0 at the grid cell holding each
       instance's centroid.
     offsets: float32 [B, G, G, 2], (dy, dx) in 256-input pixels from each
@@ -107,9 +103,7 @@ def augment(batch: TrainingSet, rng: np.random.Generator, crop: int = INPUT_SIZE
     256x256 model on less compute."""
     flip = rng.random(len(batch.images)) < 0.5
     flipped = [np.where(flip.reshape((-1,) + (1,) * (a.ndim - 1)), a[:, :, ::-1], a) for a in batch]
-    y0, x0 = (
-        int(v) * CROP_ALIGN for v in rng.integers(0, (INPUT_SIZE - crop) // CROP_ALIGN + 1, size=2)
-    )
+    y0, x0 = (int(v) * STRIDE for v in rng.integers(0, (INPUT_SIZE - crop) // STRIDE + 1, size=2))
     return TrainingSet(*(a[:, y0 : y0 + crop, x0 : x0 + crop] for a in flipped))
 
 
@@ -122,7 +116,7 @@ def instance_targets(class_maps: np.ndarray, instance_maps: np.ndarray) -> Insta
     grid = class_maps.shape[1] // STRIDE
     heatmap = np.zeros((b, grid, grid, 2), dtype=np.float32)
     offsets = np.zeros((b, grid, grid, 2), dtype=np.float32)
-    # Grid cell (i, j) covers input pixels [s*i, s*(i+1)); its centre is at s*i + s/2.
+    # Grid cell (i, j) covers input pixels [2i, 2i+2); its centre is at 2i + 1.
     cell_centres = np.arange(grid, dtype=np.float32) * STRIDE + STRIDE / 2
     for n in range(b):
         _image_targets(class_maps[n], instance_maps[n], cell_centres, heatmap[n], offsets[n])
@@ -137,7 +131,7 @@ def _image_targets(
     heatmap: np.ndarray,
     offsets: np.ndarray,
 ) -> None:
-    """Fills one image's heatmap [G, G, 2] and offsets [G, G, 2] in place."""
+    """Fills one image's heatmap [128, 128, 2] and offsets [128, 128, 2] in place."""
     flat = instance_map.ravel().astype(np.int64)
     n = int(flat.max()) if flat.size else 0
     if n == 0:

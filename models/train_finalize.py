@@ -12,56 +12,32 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from models.export import DEFAULT_POSTPROCESS, InstanceModule, export_models
-from models.export_postprocess import PostprocessConfig
-from models.networks import INPUT_SIZE, with_input_size
+from models.export import DEFAULT_POSTPROCESS, export_models
 from models.train_calibrate import calibrate
-from models.train_grouping import choose_grouping
 from models.train_validate import validate
 
 CALIBRATION_IMAGES = 100
-GROUPING_IMAGES = 60  # Per candidate grouping config (models.train_grouping).
 DEFAULT_WORK_DIR = Path("/tmp/segbeam_train")
 
 
-def _grouping_config(instance: keras.Model) -> tuple[PostprocessConfig, list[dict]]:
-    """Picks peak-finding parameters on calibration renders (models.train_grouping)."""
-    fixed = with_input_size(instance, INPUT_SIZE)
-    raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
-
-    def make_fn(config: PostprocessConfig) -> Callable:
-        module = InstanceModule(fixed, config)
-
-        def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-            # The closure keeps the module alive: its tf.function refers to it weakly.
-            return module.serve(images)
-
-        return serve
-
-    return choose_grouping(make_fn, raw, GROUPING_IMAGES)
-
-
-def _calibrated_config(
-    semantic: keras.Model, instance: keras.Model, work_dir: Path, base: PostprocessConfig
-) -> tuple:
+def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
     """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
     raw_dir = work_dir / "uncalibrated"
     raw_dir.mkdir(parents=True, exist_ok=True)
     labels = Path(__file__).resolve().parent / "bundled" / "labels.txt"
     shutil.copyfile(labels, raw_dir / "labels.txt")
-    raw = dataclasses.replace(base, score_power=1.0)
+    raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
     export_models(semantic, instance, raw_dir, raw)
     fn = tf.saved_model.load(str(raw_dir / "instance")).signatures["serving_default"]
     calibration = calibrate(fn, CALIBRATION_IMAGES)
     print(f"Calibration: {calibration}", flush=True)
     power = calibration["score_power"]
-    return dataclasses.replace(base, score_power=power), calibration
+    return dataclasses.replace(DEFAULT_POSTPROCESS, score_power=power), calibration
 
 
 def finalize(
@@ -73,8 +49,7 @@ def finalize(
     work_dir: Path = DEFAULT_WORK_DIR,
 ) -> dict:
     """Calibrates, exports to `output`, validates the exports, writes output/training_log.json."""
-    grouping, grouping_search = _grouping_config(instance)
-    postprocess, calibration = _calibrated_config(semantic, instance, work_dir, grouping)
+    postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
     export_models(semantic, instance, output, postprocess)
     report = validate(
         tf.saved_model.load(str(output / "semantic")).signatures["serving_default"],
@@ -87,7 +62,6 @@ def finalize(
         "total_seconds": round(time.time() - started, 1) if started else None,
         "parameters": {"semantic": semantic.count_params(), "instance": instance.count_params()},
         "postprocess": dataclasses.asdict(postprocess),
-        "grouping_search": grouping_search,
         "calibration": calibration,
         "validation": {
             "num_images": report.num_images,
@@ -116,14 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     instance.load_weights(args.work_dir / "instance.weights.h5")
     log = args.output / "training_log.json"
     run_info = json.loads(log.read_text()) if log.is_file() else {}
-    derived = (
-        "validation",
-        "parameters",
-        "total_seconds",
-        "postprocess",
-        "grouping_search",
-        "calibration",
-    )
+    derived = ("validation", "parameters", "total_seconds", "postprocess", "calibration")
     run_info = {k: v for k, v in run_info.items() if k not in derived}
     finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir)
 

@@ -12,12 +12,9 @@ CENTER_WEIGHT = 1.0
 OFFSET_WEIGHT = 0.1
 
 
-def resize_to_labels(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """float [B, G, G, C] -> [B, H, W, C] for labels [B, H, W], bilinear as the
-    pipeline resizes logits (a no-op when the grid already has label resolution)."""
-    if logits.shape[1:3] == labels.shape[1:3] and logits.shape[1] is not None:
-        return logits
-    return tf.image.resize(logits, tf.shape(labels)[1:3], method="bilinear")
+def upsample(logits: tf.Tensor) -> tf.Tensor:
+    """float [B, G, G, C] -> [B, 2G, 2G, C], bilinear as the pipeline resizes logits."""
+    return tf.image.resize(logits, 2 * tf.shape(logits)[1:3], method="bilinear")
 
 
 def weighted_cross_entropy(
@@ -36,7 +33,7 @@ def weighted_cross_entropy(
 def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """CenterNet's penalty-reduced focal loss, normalised by the number of peaks.
 
-    logits, target: float32 [B, G, G, 2]; target is 1.0 exactly at centres.
+    logits, target: float32 [B, 128, 128, 2]; target is 1.0 exactly at centres.
     """
     p = tf.clip_by_value(tf.sigmoid(logits), 1e-4, 1.0 - 1e-4)
     pos = tf.cast(target >= 1.0, tf.float32)
@@ -48,7 +45,7 @@ def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 def offset_loss(pred: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
     """L1 over instance cells, in input pixels.
 
-    pred, target: float32 [B, G, G, 2]; weight: float32 [B, G, G].
+    pred, target: float32 [B, 128, 128, 2]; weight: float32 [B, 128, 128].
     """
     l1 = tf.reduce_sum(tf.abs(pred - target), axis=-1) * weight
     return tf.reduce_sum(l1) / tf.maximum(tf.reduce_sum(weight), 1.0)
@@ -56,9 +53,7 @@ def offset_loss(pred: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Ten
 
 def semantic_loss(outputs: dict[str, tf.Tensor], class_maps: tf.Tensor) -> tf.Tensor:
     """Loss of the semantic net given class maps uint8 [B, S, S] (S = input side)."""
-    return weighted_cross_entropy(
-        resize_to_labels(outputs["logits"], class_maps), class_maps, SEMANTIC_CLASS_WEIGHTS
-    )
+    return weighted_cross_entropy(upsample(outputs["logits"]), class_maps, SEMANTIC_CLASS_WEIGHTS)
 
 
 def instance_loss(
@@ -67,9 +62,7 @@ def instance_loss(
     """Named loss terms of the instance net; "total" is their weighted sum."""
     terms = {
         "thing": weighted_cross_entropy(
-            resize_to_labels(outputs["thing_logits"], targets["thing"]),
-            targets["thing"],
-            THING_CLASS_WEIGHTS,
+            upsample(outputs["thing_logits"]), targets["thing"], THING_CLASS_WEIGHTS
         ),
         "center": center_focal_loss(outputs["center_logits"], targets["heatmap"]),
         "offset": offset_loss(outputs["offsets"], targets["offsets"], targets["offset_weight"]),

