@@ -31,7 +31,12 @@ from pipeline.options import RunConfig
 from pipeline.output_dir import RunDirectory
 from pipeline.previous_runs import known_image_hashes
 from pipeline.report import write_report
-from pipeline.runners import resolve_runner, runner_name, runs_in_process
+from pipeline.runners import (
+    resolve_runner,
+    runner_name,
+    runs_in_process,
+    with_direct_parallelism,
+)
 from transforms._inference import discard_validated_models, hand_over_validated_model
 from transforms.atomic_files import join
 from transforms.elements import WorkUnit
@@ -151,7 +156,7 @@ def run(argv: Sequence[str]) -> RunOutcome:
         the tables and a manifest with status "failed" are published, `_SUCCESS` is not.
       RuntimeError: the runner reported a failed pipeline.
     """
-    options = PipelineOptions(list(argv))
+    options = PipelineOptions(with_direct_parallelism(argv))
     config = RunConfig.from_options(options)
     validated = _validate_models(config)
     units = plan_work_units(config.input_patterns, config.batch_size, config.tfds_data_dir)

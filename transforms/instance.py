@@ -6,26 +6,16 @@ import dataclasses
 from collections.abc import Mapping
 
 import apache_beam as beam
-import numpy as np
 
 from models.loader import InstancePrediction
 from models.spec import TASK_INSTANCE, ModelSpec
 from pipeline import schemas
 from transforms._inference import InferenceDoFn, SegmentationTransform, TfThreads, check_task
 from transforms.elements import DecodedImage, Instance, InstanceResult
-from transforms.rle import counts_to_strings, crop_runs
+from transforms.rle import encode_crops
 from transforms.rows import Row, instance_rows
 
 METRICS_NAMESPACE = "segbeam.instance"
-
-
-def _tight_window(crop: np.ndarray) -> tuple[slice, slice] | None:
-    """Rows and columns spanned by a bool [h, w] mask's set pixels; None if it has none."""
-    rows = np.flatnonzero(crop.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(crop.any(axis=0))
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def encode_instances(prediction: InstancePrediction, height: int, width: int) -> list[Instance]:
@@ -35,33 +25,24 @@ def encode_instances(prediction: InstancePrediction, height: int, width: int) ->
     pycocotools.mask.toBbox gives for the RLE), not the model's predicted box:
     the mask is what the instances table stores, so its bbox, area and RLE
     describe the same pixels, and a box regressed separately by the detector
-    (which may overhang the mask or the image) would contradict them. Each
-    mask is run-length coded on its own crop; the strings of all of the
-    image's masks are then compressed in one vectorised pass.
+    (which may overhang the mask or the image) would contradict them. All of
+    the image's masks are encoded together from their box crops
+    (`transforms.rle.encode_crops`), never as full-image masks.
     """
-    fields, runs = [], []
-    for index, crop in enumerate(prediction.mask_crops):
-        window = _tight_window(crop)
-        if window is None:
-            continue
-        rows, cols = window
-        tight = crop[rows, cols]
-        top = int(prediction.mask_offsets[index][0]) + rows.start
-        left = int(prediction.mask_offsets[index][1]) + cols.start
-        runs.append(crop_runs(tight, top, left, height, width))
-        fields.append(
-            {
-                "class_id": int(prediction.class_ids[index]),
-                "score": float(prediction.scores[index]),
-                "bbox_x": float(left),
-                "bbox_y": float(top),
-                "bbox_w": float(tight.shape[1]),
-                "bbox_h": float(tight.shape[0]),
-                "area": int(tight.sum()),
-            }
+    encoded = encode_crops(prediction.mask_crops, prediction.mask_offsets, height, width)
+    return [
+        Instance(
+            class_id=int(prediction.class_ids[mask.index]),
+            score=float(prediction.scores[mask.index]),
+            bbox_x=float(mask.left),
+            bbox_y=float(mask.top),
+            bbox_w=float(mask.width),
+            bbox_h=float(mask.height),
+            area=mask.area,
+            rle=mask.rle,
         )
-    rles = counts_to_strings(runs)
-    return [Instance(**f, rle=rle) for f, rle in zip(fields, rles, strict=True)]
+        for mask in encoded
+    ]
 
 
 class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], InstanceResult]):

@@ -14,6 +14,7 @@ Two entry points, both O(input) rather than O(image) per mask:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,7 +60,13 @@ def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
     if not runs:
         return []
     lengths = np.fromiter((len(r) for r in runs), dtype=np.int64, count=len(runs))
-    counts = np.concatenate([np.asarray(r, dtype=np.int64) for r in runs])
+    return _strings_from_concatenated(
+        np.concatenate([np.asarray(r, dtype=np.int64) for r in runs]), lengths
+    )
+
+
+def _strings_from_concatenated(counts: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """`counts_to_strings` of masks whose counts are concatenated: mask i has lengths[i]."""
     firsts = np.cumsum(lengths) - lengths
     values = counts.copy()  # Deltas must come from the original counts, not updated ones.
     position = np.arange(counts.size) - np.repeat(firsts, lengths)  # Index within its mask.
@@ -78,14 +85,129 @@ def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
         emitted.append(active.copy())
         active &= more
     if not columns:
-        return [""] * len(runs)
+        return [""] * len(lengths)
     chars = np.stack(columns, axis=1).astype(np.uint8)
     kept = np.stack(emitted, axis=1)
     text = chars[kept].tobytes().decode("ascii")
     # Character offsets of each mask's first and one-past-last count.
     ends = np.concatenate(([0], np.cumsum(kept.sum(axis=1))))
     bounds = ends[np.concatenate((firsts, [counts.size]))].tolist()
-    return [text[bounds[i] : bounds[i + 1]] for i in range(len(runs))]
+    return [text[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
+
+
+class EncodedCrop(NamedTuple):
+    """One non-empty mask encoded by `encode_crops`, with its tight extent in the image."""
+
+    index: int  # Position of the crop in the input sequence.
+    top: int  # First row holding a mask pixel.
+    left: int  # First column holding a mask pixel.
+    height: int  # Rows from the first to the last holding a mask pixel.
+    width: int  # Columns from the first to the last holding a mask pixel.
+    area: int  # Mask pixels.
+    rle: str  # COCO compressed RLE `counts` of the full-image mask.
+
+
+def encode_crops(
+    crops: Sequence[np.ndarray], offsets: np.ndarray, height: int, width: int
+) -> list[EncodedCrop]:
+    """Encodes many masks, each zero outside its crop, with one set of numpy calls.
+
+    The crops are laid out column by column, each column framed by a zero
+    above and below, in one int8 buffer; a single diff finds every run start
+    and end of every mask at once. Per crop there is only one slice
+    assignment, so an image's instances cost about as much as one of them.
+
+    Args:
+      crops: bool [h_i, w_i] masks inside their boxes.
+      offsets: int [N, 2] (top, left) of each crop in the image.
+      height: Image height (rows).
+      width: Image width (columns).
+
+    Returns:
+      One EncodedCrop per crop with at least one pixel set, in input order.
+
+    Raises:
+      ValueError: If a crop is not 2-D or does not fit inside the image.
+    """
+    if not len(crops):
+        return []
+    shapes = np.array([c.shape for c in crops], dtype=np.int64).reshape(len(crops), -1)
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(len(crops), 2)
+    _check_crops(shapes, offsets, height, width)
+    column = shapes[:, 0] + 2  # Padded column length of each crop.
+    sizes = column * shapes[:, 1]
+    starts = np.cumsum(sizes) - sizes
+    buffer = np.zeros(int(sizes.sum()) + 1, dtype=np.int8)
+    layout = zip(crops, starts.tolist(), sizes.tolist(), column.tolist(), strict=True)
+    for crop, start, size, rows in layout:
+        buffer[start : start + size].reshape(-1, rows)[:, 1:-1] = crop.T
+    edges = np.flatnonzero(np.diff(buffer)) + 1  # Padded positions where a run starts or ends.
+    if edges.size == 0:
+        return []
+    owner = np.searchsorted(starts, edges, side="right") - 1
+    col, padded_row = np.divmod(edges - starts[owner], column[owner])
+    row = padded_row - 1  # Run starts: first row; run ends: one past the last row.
+    top, left = offsets[owner, 0] + row, offsets[owner, 1] + col
+    position = left * height + top  # In the column-major full image.
+    # Extents and areas from the (start, end) pairs, before any merging.
+    pair_owner = owner[0::2]
+    present, first_pair = np.unique(pair_owner, return_index=True)
+    run_rows = np.minimum.reduceat(top[0::2], first_pair)
+    run_ends = np.maximum.reduceat(top[1::2], first_pair)
+    run_left = np.minimum.reduceat(left[0::2], first_pair)
+    run_right = np.maximum.reduceat(left[0::2], first_pair)
+    areas = np.add.reduceat(position[1::2] - position[0::2], first_pair)
+    # A run that ends at the image's last row and one starting at the next column's
+    # first row are one run in column-major order: drop the end/start pair between.
+    joined = (position[1:] == position[:-1]) & (owner[1:] == owner[:-1])
+    if joined.any():
+        keep = np.ones(position.size, dtype=bool)
+        keep[:-1] &= ~joined
+        keep[1:] &= ~joined
+        position, owner = position[keep], owner[keep]
+    counts, lengths = _counts_from_positions(position, owner, present, height * width)
+    rles = _strings_from_concatenated(counts, lengths)
+    return [
+        EncodedCrop(int(i), int(t), int(lft), int(b - t), int(r + 1 - lft), int(a), rle)
+        for i, t, lft, b, r, a, rle in zip(
+            present, run_rows, run_left, run_ends, run_right, areas, rles, strict=True
+        )
+    ]
+
+
+def _check_crops(shapes: np.ndarray, offsets: np.ndarray, height: int, width: int) -> None:
+    if shapes.shape[1] != 2:
+        raise ValueError(f"crops must be 2-D [h, w] masks, got shapes {shapes.tolist()}")
+    outside = (
+        (offsets < 0).any(axis=1)
+        | (offsets[:, 0] + shapes[:, 0] > height)
+        | (offsets[:, 1] + shapes[:, 1] > width)
+    )
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"crop {i} of shape {tuple(shapes[i])} at (top={offsets[i, 0]}, left={offsets[i, 1]}) "
+            f"does not fit inside a {height}x{width} image; clip the crop to the image first"
+        )
+
+
+def _counts_from_positions(
+    position: np.ndarray, owner: np.ndarray, present: np.ndarray, num_pixels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated run counts of several masks from their sorted transition positions.
+
+    Mask k's counts are its first position, the gaps between its positions, and
+    the zeros after its last one (left out when the mask reaches the last pixel).
+    """
+    first = np.searchsorted(owner, present, side="left")
+    last = np.searchsorted(owner, present, side="right") - 1
+    gaps = np.diff(position, prepend=0)
+    gaps[first] = position[first]
+    tails = num_pixels - position[last]
+    nonzero = tails > 0
+    counts = np.insert(gaps, last[nonzero] + 1, tails[nonzero])
+    lengths = (last - first + 1) + nonzero
+    return counts, lengths
 
 
 def _runs_from_transitions(transitions: np.ndarray, num_pixels: int) -> np.ndarray:
@@ -156,14 +278,6 @@ def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) 
     return counts_to_string(crop_runs(crop, top, left, height, width))
 
 
-def _class_counts(starts: np.ndarray, ends: np.ndarray, num_pixels: int) -> np.ndarray:
-    """Run counts of one class's binary mask from its (non-adjacent) runs."""
-    bounds = np.empty(2 * starts.size, dtype=np.int64)
-    bounds[0::2] = starts
-    bounds[1::2] = ends
-    return _runs_from_transitions(bounds, num_pixels)
-
-
 def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
     """Encodes every class of a semantic class map from one pass over it.
 
@@ -188,13 +302,17 @@ def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
     ends = np.concatenate((changes, [flat.size]))
     values = flat[starts]
     order = np.argsort(values, kind="stable")  # Stable: keeps each class's runs in image order.
-    sorted_values = values[order]
-    class_ids, first = np.unique(sorted_values, return_index=True)
-    groups = np.split(order, first[1:])
-    runs = [_class_counts(starts[group], ends[group], flat.size) for group in groups]
-    pixel_counts = [int((ends[group] - starts[group]).sum()) for group in groups]
-    rles = counts_to_strings(runs)
+    class_ids, first = np.unique(values[order], return_index=True)
+    run_starts, run_ends = starts[order], ends[order]
+    pixel_counts = np.add.reduceat(run_ends - run_starts, first)
+    # Each class's transitions are its runs' starts and ends, interleaved; runs of
+    # one class are never adjacent, so none of them merge.
+    position = np.empty(2 * order.size, dtype=np.int64)
+    position[0::2], position[1::2] = run_starts, run_ends
+    owner = np.repeat(values[order], 2)
+    counts, lengths = _counts_from_positions(position, owner, class_ids, flat.size)
+    rles = _strings_from_concatenated(counts, lengths)
     return [
-        ClassMask(class_id=int(class_id), pixel_count=pixels, rle=rle)
+        ClassMask(class_id=int(class_id), pixel_count=int(pixels), rle=rle)
         for class_id, pixels, rle in zip(class_ids, pixel_counts, rles, strict=True)
     ]

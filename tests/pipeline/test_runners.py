@@ -20,6 +20,7 @@ from pipeline.runners import (
     resolve_runner,
     runner_name,
     runs_in_process,
+    with_direct_parallelism,
 )
 
 
@@ -169,3 +170,27 @@ def test_dask_runner_spreads_work_units_and_closes_its_client(tmp_path):
 )
 def test_runs_in_process(args: list[str], expected: bool) -> None:
     assert runs_in_process(PipelineOptions(args)) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "cores", "added"),
+    [
+        ([], 2, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]),
+        (
+            ["--runner=DirectRunner"],
+            4,
+            ["--direct_running_mode=multi_threading", "--direct_num_workers=4"],
+        ),
+        ([], 1, []),
+        (["--direct_num_workers=1"], 2, []),
+        (["--direct_running_mode=in_memory"], 2, []),
+        (["--runner=DaskRunner"], 2, []),
+    ],
+)
+def test_with_direct_parallelism(argv: list[str], cores: int, added: list[str]) -> None:
+    assert with_direct_parallelism(["--output", "x", *argv], cpu_count=cores) == [
+        "--output",
+        "x",
+        *argv,
+        *added,
+    ]

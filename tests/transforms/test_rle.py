@@ -8,7 +8,13 @@ from pycocotools import mask as mask_utils
 
 from tests.masks import coco_counts, paste_crop
 from transforms.elements import ClassMask
-from transforms.rle import counts_to_string, counts_to_strings, encode_class_map, encode_crop
+from transforms.rle import (
+    counts_to_string,
+    counts_to_strings,
+    encode_class_map,
+    encode_crop,
+    encode_crops,
+)
 
 
 def _check_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> None:
@@ -173,3 +179,47 @@ def test_encode_class_map_large() -> None:
     blocks = rng.integers(0, 7, size=(30, 40)).astype(np.int32)
     class_map = np.kron(blocks, np.ones((20, 20), np.int32))  # 600 x 800, 20-pixel blocks.
     assert encode_class_map(class_map) == _expected_class_masks(class_map)
+
+
+def _expected_crops(crops, offsets, height, width):
+    """(index, top, left, height, width, area, counts) of each non-empty mask, by pycocotools."""
+    expected = []
+    for index, (crop, (top, left)) in enumerate(zip(crops, offsets, strict=True)):
+        full = paste_crop(crop, top, left, height, width)
+        if not full.any():
+            continue
+        rle = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
+        x, y, w, h = mask_utils.toBbox(rle)
+        counts = rle["counts"].decode()
+        expected.append((index, int(y), int(x), int(h), int(w), int(full.sum()), counts))
+    return expected
+
+
+def test_encode_crops_random_masks_match_pycocotools() -> None:
+    # Many images, each with 0-5 crops of random sizes, places and densities: empty crops,
+    # full crops, crops touching the top and bottom (runs joining across columns), and
+    # zero-sized crops. Every string, tight bbox and area comes from pycocotools.
+    rng = np.random.default_rng(41)
+    for _ in range(600):
+        height, width = (int(v) for v in rng.integers(1, 12, size=2))
+        crops, offsets = [], []
+        for _ in range(int(rng.integers(0, 6))):
+            h, w = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            crops.append(rng.random((h, w)) < rng.choice([0.0, 0.3, 0.7, 1.0]))
+            offsets.append((top, left))
+        got = encode_crops(crops, np.array(offsets).reshape(-1, 2), height, width)
+        assert [tuple(g) for g in got] == _expected_crops(crops, offsets, height, width)
+
+
+def test_encode_crops_on_a_large_image() -> None:
+    rng = np.random.default_rng(43)
+    crops = [rng.random((40, 30)) < 0.5, np.ones((600, 3), bool), rng.random((5, 700)) < 0.2]
+    offsets = [(100, 200), (0, 10), (595, 0)]
+    got = encode_crops(crops, np.array(offsets), 600, 800)
+    assert [tuple(g) for g in got] == _expected_crops(crops, offsets, 600, 800)
+
+
+def test_encode_crops_rejects_crops_outside_the_image() -> None:
+    with pytest.raises(ValueError, match="does not fit inside a 4x4 image"):
+        encode_crops([np.ones((2, 2), bool)], np.array([[3, 0]]), 4, 4)
