@@ -15,7 +15,7 @@ BARE_RAW = "bare_raw"
 PIPELINE = "pipeline"
 PEER = "runinference_peer"
 PIPELINE_MP = "pipeline_mp2"
-PIPELINE_MP_1THREAD = "pipeline_mp2_1thread"
+PIPELINE_1BUNDLE = "pipeline_1bundle"
 PROFILE = "stage_profile"
 RETRACE = "retrace_varied_sizes"
 
@@ -26,17 +26,18 @@ _VARIANTS: dict[str, tuple[str, bool]] = {
     PIPELINE: ("benchmarks.pipeline_run", True),
     PEER: ("benchmarks.runinference_peer", True),
     PIPELINE_MP: ("benchmarks.pipeline_run", True),
-    PIPELINE_MP_1THREAD: ("benchmarks.pipeline_run", True),
+    PIPELINE_1BUNDLE: ("benchmarks.pipeline_run", True),
     PROFILE: ("benchmarks.stage_profile", True),
     RETRACE: ("benchmarks.bare_loop", False),
 }
 # Variants run at every size; the others run once, at the largest size.
 PER_SIZE_VARIANTS = (BARE_LOADER, BARE_RAW, PIPELINE, PEER)
 ALL_VARIANTS = tuple(_VARIANTS)
+# Two SDK worker processes; segbeam's --tf_threads default splits the cores between them.
 _MULTI_PROCESS_FLAGS = ("--", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
-# TensorFlow reads these when its runtime starts: one thread per op and one op at a
-# time, so two worker processes on two cores do not oversubscribe them.
-ONE_THREAD_ENV = (("TF_NUM_INTRAOP_THREADS", "1"), ("TF_NUM_INTEROP_THREADS", "1"))
+# Beam's own DirectRunner default: one bundle at a time in the one process (segbeam's
+# default runs one bundle thread per core).
+_ONE_BUNDLE_FLAGS = ("--", "--direct_num_workers=1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +69,16 @@ def _run(variant: str, num_images: int, repeat: int) -> Run:
         args: tuple[str, ...] = ("--mode", "loader")
     elif variant == BARE_RAW:
         args = ("--mode", "raw")
-    elif variant in (PIPELINE_MP, PIPELINE_MP_1THREAD):
+    elif variant == PIPELINE_MP:
         args = ("--variant", variant, *_MULTI_PROCESS_FLAGS)
+    elif variant == PIPELINE_1BUNDLE:
+        args = ("--variant", variant, *_ONE_BUNDLE_FLAGS)
+    elif variant == PROFILE:
+        # Its timers attribute time to one stage at a time: one bundle thread only.
+        args = _ONE_BUNDLE_FLAGS
     else:
         args = ()
-    env = ONE_THREAD_ENV if variant == PIPELINE_MP_1THREAD else ()
+    env: tuple[tuple[str, str], ...] = ()
     dataset = "varied" if variant == RETRACE else "fixed"
     return Run(variant, num_images, repeat, dataset, args, env)
 
@@ -95,7 +101,7 @@ def plan_runs(
     for repeat in range(repeats):
         for size in sorted(sizes):
             runs += [_run(v, size, repeat) for v in PER_SIZE_VARIANTS if v in variants]
-        for variant in (PIPELINE_MP, PIPELINE_MP_1THREAD, PROFILE):
+        for variant in (PIPELINE_MP, PIPELINE_1BUNDLE, PROFILE):
             if variant in variants:
                 runs.append(_run(variant, max(sizes), repeat))
     if RETRACE in variants:

@@ -13,7 +13,7 @@ variant in its own process, measuring the process's wall time and peak RSS
   runinference_peer        the same job with Beam's RunInference (benchmarks.runinference_peer)
 at --num_images and at --scale times as many; then, at the larger size only,
   pipeline_mp2             --direct_num_workers=2 --direct_running_mode=multi_processing
-  pipeline_mp2_1thread     the same with TensorFlow limited to one thread per process
+  pipeline_1bundle         --direct_num_workers=1 (Beam's one bundle at a time, in-process)
   stage_profile            where the pipeline's time goes (benchmarks.stage_profile)
 and a retrace check on images of varied sizes. Prints the markdown report and
 writes it, with every raw figure in results.json beside it.
