@@ -25,6 +25,9 @@ _PAYLOAD_MASK = 0x1F
 _SIGN_BIT = 0x10
 _MORE_BIT = 0x20
 _ASCII_OFFSET = 48
+# 2**(5n - 1) for n = 1..12: a value needs more than n characters once its
+# magnitude reaches the nth bound (enough for any count below 2**59).
+_GROUP_BOUNDS = np.array([2 ** (5 * n - 1) for n in range(1, 13)], dtype=np.int64)
 
 
 def counts_to_string(counts: np.ndarray) -> str:
@@ -72,25 +75,19 @@ def _strings_from_concatenated(counts: np.ndarray, lengths: np.ndarray) -> list[
     position = np.arange(counts.size) - np.repeat(firsts, lengths)  # Index within its mask.
     delta = np.flatnonzero(position >= 3)
     values[delta] -= counts[delta - 2]
-    columns: list[np.ndarray] = []
-    emitted: list[np.ndarray] = []
-    active = np.ones(values.size, dtype=bool)
-    # Each pass emits the next 5-bit group of every count that still has one,
-    # so the cost is O(total counts) numpy work, not a Python loop per count.
-    while active.any():
-        chunk = values & _PAYLOAD_MASK
-        values = values >> 5  # Arithmetic shift: negative deltas stay negative.
-        more = np.where(chunk & _SIGN_BIT, values != -1, values != 0)
-        columns.append((chunk | np.where(more, _MORE_BIT, 0)) + _ASCII_OFFSET)
-        emitted.append(active.copy())
-        active &= more
-    if not columns:
+    # Each value takes the fewest 5-bit groups that hold it as a signed number:
+    # n groups hold -2**(5n-1) .. 2**(5n-1) - 1, so n = 1 + (group bounds <= magnitude).
+    magnitude = np.where(values >= 0, values, ~values)
+    num_chars = np.searchsorted(_GROUP_BOUNDS, magnitude, side="right") + 1
+    if values.size == 0:
         return [""] * len(lengths)
-    chars = np.stack(columns, axis=1).astype(np.uint8)
-    kept = np.stack(emitted, axis=1)
-    text = chars[kept].tobytes().decode("ascii")
+    group = np.arange(int(num_chars.max()))
+    chunks = (values[:, None] >> (5 * group)) & _PAYLOAD_MASK  # Arithmetic shift.
+    more = group[None, :] < num_chars[:, None] - 1
+    chars = (chunks | np.where(more, _MORE_BIT, 0)) + _ASCII_OFFSET
+    text = chars[group[None, :] < num_chars[:, None]].astype(np.uint8).tobytes().decode("ascii")
     # Character offsets of each mask's first and one-past-last count.
-    ends = np.concatenate(([0], np.cumsum(kept.sum(axis=1))))
+    ends = np.concatenate(([0], np.cumsum(num_chars)))
     bounds = ends[np.concatenate((firsts, [counts.size]))].tolist()
     return [text[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
 
@@ -301,15 +298,20 @@ def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
     starts = np.concatenate(([0], changes))
     ends = np.concatenate((changes, [flat.size]))
     values = flat[starts]
+    if values.min() >= 0 and values.max() <= np.iinfo(np.uint16).max:
+        values = values.astype(np.uint16)  # numpy sorts small unsigned ints by radix sort.
     order = np.argsort(values, kind="stable")  # Stable: keeps each class's runs in image order.
-    class_ids, first = np.unique(values[order], return_index=True)
+    sorted_values = values[order]
+    # Where each class's runs start in the sorted order.
+    first = np.concatenate(([0], np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1))
+    class_ids = sorted_values[first]
     run_starts, run_ends = starts[order], ends[order]
     pixel_counts = np.add.reduceat(run_ends - run_starts, first)
     # Each class's transitions are its runs' starts and ends, interleaved; runs of
     # one class are never adjacent, so none of them merge.
     position = np.empty(2 * order.size, dtype=np.int64)
     position[0::2], position[1::2] = run_starts, run_ends
-    owner = np.repeat(values[order], 2)
+    owner = np.repeat(sorted_values, 2)
     counts, lengths = _counts_from_positions(position, owner, class_ids, flat.size)
     rles = _strings_from_concatenated(counts, lengths)
     return [

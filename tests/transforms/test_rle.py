@@ -223,3 +223,12 @@ def test_encode_crops_on_a_large_image() -> None:
 def test_encode_crops_rejects_crops_outside_the_image() -> None:
     with pytest.raises(ValueError, match="does not fit inside a 4x4 image"):
         encode_crops([np.ones((2, 2), bool)], np.array([[3, 0]]), 4, 4)
+
+
+def test_encode_class_map_large_and_negative_ids() -> None:
+    # Ids beyond uint16 (and negative ones) take the general sort; 65535 is the largest
+    # radix-sorted id and sorts first nowhere: every class must still come out.
+    class_map = np.array([[65535, 70000, -3], [65535, 0, 70000]], np.int64)
+    assert encode_class_map(class_map) == _expected_class_masks(class_map)
+    only_max = np.full((3, 2), 65535, np.int64)
+    assert encode_class_map(only_max) == _expected_class_masks(only_max)
