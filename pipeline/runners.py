@@ -71,8 +71,14 @@ def resolve_runner(
     return name
 
 
+# Bundle threads by default: measured on 2 cores only. Every thread holds a batch of
+# decoded images and model activations, and the Python side of each bundle shares
+# one GIL, so the default stays small on large machines (more via the flags).
+MAX_DEFAULT_BUNDLE_THREADS = 4
+
+
 def with_direct_parallelism(argv: Sequence[str], cpu_count: int | None = None) -> list[str]:
-    """`argv`, plus one in-process bundle thread per core for a DirectRunner run.
+    """`argv`, plus one in-process bundle thread per core (at most 4) for a DirectRunner run.
 
     Beam's DirectRunner defaults to one bundle at a time. With one bundle thread
     per core, one batch's Python work (decoding, mask encoding, rows) runs while
@@ -89,7 +95,8 @@ def with_direct_parallelism(argv: Sequence[str], cpu_count: int | None = None) -
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     if runner not in _DIRECT_NAMES or cores < 2:
         return argv
-    return [*argv, "--direct_running_mode=multi_threading", f"--direct_num_workers={cores}"]
+    threads = min(cores, MAX_DEFAULT_BUNDLE_THREADS)
+    return [*argv, "--direct_running_mode=multi_threading", f"--direct_num_workers={threads}"]
 
 
 def runs_in_process(options: PipelineOptions) -> bool:

@@ -181,6 +181,7 @@ def test_runs_in_process(args: list[str], expected: bool) -> None:
             4,
             ["--direct_running_mode=multi_threading", "--direct_num_workers=4"],
         ),
+        ([], 64, ["--direct_running_mode=multi_threading", "--direct_num_workers=4"]),
         ([], 1, []),
         (["--direct_num_workers=1"], 2, []),
         (["--direct_running_mode=in_memory"], 2, []),
