@@ -6,7 +6,8 @@ for the equivalent full-image mask: runs are counted over the column-major
 and the run counts are compressed with pycocotools' `rleToString` scheme.
 
 Two entry points, both O(input) rather than O(image) per mask:
-  * `encode_crop` encodes one instance from its box crop and offset.
+  * `encode_crops` encodes all of an image's instances from their box crops
+    and offsets (`encode_crop`: one of them).
   * `encode_class_map` encodes every class of a semantic class map from a
     single run-length pass over the map.
 """
@@ -207,72 +208,14 @@ def _counts_from_positions(
     return counts, lengths
 
 
-def _runs_from_transitions(transitions: np.ndarray, num_pixels: int) -> np.ndarray:
-    """Turns sorted 0<->1 transition positions into alternating run lengths.
-
-    Args:
-      transitions: int64 [k] flat (column-major) positions where the mask value
-        changes, the first being a 0->1 change; a position equal to
-        `num_pixels` marks a mask that is 1 up to its last pixel.
-      num_pixels: height * width of the full image.
-
-    Returns:
-      int64 run lengths, starting with the (possibly empty) leading zero run.
-    """
-    if transitions.size and transitions[-1] == num_pixels:
-        bounds = np.concatenate(([0], transitions))
-    else:
-        bounds = np.concatenate(([0], transitions, [num_pixels]))
-    return np.diff(bounds)
-
-
-def _crop_transitions(crop: np.ndarray, top: int, left: int, height: int) -> np.ndarray:
-    """Flat positions, in the full image, where the pasted crop changes value."""
-    if top == 0 and crop.shape[0] == height:
-        # Full-height crops are one contiguous column-major block of the image,
-        # so runs may continue from one column into the next.
-        flat = crop.ravel(order="F").astype(np.int8)
-        edges = np.flatnonzero(np.diff(flat, prepend=0, append=0))
-        return edges + left * height
-    # Otherwise every crop column is bounded by background pixels above and below.
-    padded = np.pad(crop.astype(np.int8), ((1, 1), (0, 0)))
-    cols, rows = np.nonzero(np.diff(padded, axis=0).T)  # Column-major order.
-    return (left + cols).astype(np.int64) * height + top + rows
-
-
-def crop_runs(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
-    """RLE run counts of a full-image mask that is zero outside one crop.
-
-    Cost is O(crop size): the full [height, width] mask is never built.
-
-    Args:
-      crop: bool [h, w], the mask inside its box.
-      top: Row of the crop's first row in the image.
-      left: Column of the crop's first column in the image.
-      height: Image height (rows).
-      width: Image width (columns).
-
-    Returns:
-      int64 run lengths over the column-major image, starting with zeros.
+def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> str:
+    """The `counts` string pycocotools gives for one crop's full-image mask (empty included).
 
     Raises:
       ValueError: If the crop is not 2-D or does not fit inside the image.
     """
-    if crop.ndim != 2:
-        raise ValueError(f"crop must be a 2-D [h, w] mask, got shape {crop.shape}")
-    crop_h, crop_w = crop.shape
-    if top < 0 or left < 0 or top + crop_h > height or left + crop_w > width:
-        raise ValueError(
-            f"crop of shape {crop.shape} at (top={top}, left={left}) does not fit inside a "
-            f"{height}x{width} image; clip the crop to the image before encoding"
-        )
-    transitions = _crop_transitions(crop.astype(bool), top, left, height)
-    return _runs_from_transitions(transitions, height * width)
-
-
-def encode_crop(crop: np.ndarray, top: int, left: int, height: int, width: int) -> str:
-    """The `counts` string pycocotools produces for the full-image mask of `crop_runs`."""
-    return counts_to_string(crop_runs(crop, top, left, height, width))
+    encoded = encode_crops([crop], np.array([[top, left]]), height, width)
+    return encoded[0].rle if encoded else counts_to_string(np.array([height * width]))
 
 
 def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
