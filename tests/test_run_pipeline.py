@@ -232,6 +232,27 @@ def test_multiprocessing_direct_runner_gives_the_same_rows(run_dir, shards, tmp_
         ), table
 
 
+def test_one_bundle_at_a_time_gives_the_same_rows_as_the_threaded_default(
+    run_dir, shards, tmp_path
+):
+    # run_dir ran with segbeam's default, one bundle thread per core (2 or more here
+    # whenever the machine has 2 cores); Beam's own default runs one bundle at a time.
+    directory, _ = shards
+    output = tmp_path / "one_bundle"
+    _run_cli(
+        "--input", f"{directory}/*.tfrecord", "--output", str(output), "--direct_num_workers=1"
+    )
+    cores = os.cpu_count() or 1
+    if cores >= 2:
+        beam_options = json.loads((run_dir / "manifest.json").read_text())["beam_options"]
+        assert beam_options["direct_running_mode"] == "multi_threading"
+        assert beam_options["direct_num_workers"] == min(cores, 4)
+    for table in schemas.TABLES:
+        assert sorted(map(str, _table(output, table).to_pylist())) == sorted(
+            map(str, _table(run_dir, table).to_pylist())
+        ), table
+
+
 def test_bad_options_fail_before_any_work(tmp_path):
     completed = _run_cli(
         "--input",
