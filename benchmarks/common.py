@@ -71,6 +71,14 @@ class VariantResult:
         )
 
 
+def split_beam_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the harness's own flags, Beam flags): Beam's come after a lone "--"."""
+    if "--" not in argv:
+        return list(argv), []
+    split = list(argv).index("--")
+    return list(argv[:split]), list(argv[split + 1 :])
+
+
 def cpu_clock() -> float:
     """CPU seconds used so far by this process (all threads) and its waited-for children."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

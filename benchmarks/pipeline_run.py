@@ -16,7 +16,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks.common import VariantResult, add_common_flags, cpu_clock, table_stats
+from benchmarks.common import (
+    VariantResult,
+    add_common_flags,
+    cpu_clock,
+    split_beam_flags,
+    table_stats,
+)
 from pipeline.run import run
 
 
@@ -33,9 +39,7 @@ def pipeline_argv(args: argparse.Namespace, beam_flags: Sequence[str]) -> list[s
 
 
 def main(argv: Sequence[str]) -> int:
-    own, beam_flags = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+    own, beam_flags = split_beam_flags(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_flags(parser)
     parser.add_argument("--output", required=True, help="Run directory for the tables.")

@@ -23,7 +23,7 @@ from typing import Any
 
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-from benchmarks.common import VariantResult, add_common_flags, cpu_clock
+from benchmarks.common import VariantResult, add_common_flags, cpu_clock, split_beam_flags
 from benchmarks.pipeline_run import pipeline_argv
 from benchmarks.stage_timers import StageTimers
 from benchmarks.tracing import TraceCounter
@@ -55,9 +55,7 @@ def record_fused_stages() -> Iterator[list[dict[str, Any]]]:
 
 
 def main(argv: Sequence[str]) -> int:
-    own, beam_flags = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+    own, beam_flags = split_beam_flags(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_flags(parser)
     parser.add_argument("--output", required=True, help="Run directory for the tables.")

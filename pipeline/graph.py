@@ -108,29 +108,25 @@ def build_pipeline(
         | "ReportProgress" >> ReportProgress(known_total(units))
     )
     results = {"decoded": decoded, "summaries": read["summaries"]}
-    # Evaluation reads the RLE strings at the join (image_metrics.evaluate_image).
-    spill = None if config.evaluate else spill_dir(tables_dir)
+    class_names = config.class_names()
+    # Settings both segmentation transforms share. Evaluation reads the RLE strings
+    # at the join (image_metrics.evaluate_image), so evaluate runs don't spill.
+    shared = {
+        "intra_op_threads": config.tf_threads,
+        "inter_op_threads": config.tf_threads,
+        "spill_dir": None if config.evaluate else spill_dir(tables_dir),
+        "class_names": class_names,
+    }
     if config.semantic_spec is not None:
         results["semantic"] = decoded | "SemanticSegmentation" >> SemanticSegmentation(
-            config.semantic_spec,
-            config.batch_size,
-            intra_op_threads=config.tf_threads,
-            inter_op_threads=config.tf_threads,
-            spill_dir=spill,
-            class_names=config.class_names(),
+            config.semantic_spec, config.batch_size, **shared
         )
     if config.instance_spec is not None:
         results["instance"] = decoded | "InstanceSegmentation" >> InstanceSegmentation(
-            config.instance_spec,
-            config.batch_size,
-            config.score_threshold,
-            intra_op_threads=config.tf_threads,
-            inter_op_threads=config.tf_threads,
-            spill_dir=spill,
-            class_names=config.class_names(),
+            config.instance_spec, config.batch_size, config.score_threshold, **shared
         )
     rows = results | "AssembleTableRows" >> AssembleTableRows(
-        config.class_names(),
+        class_names,
         semantic_enabled=config.semantic_spec is not None,
         instance_enabled=config.instance_spec is not None,
         evaluate=config.evaluate,

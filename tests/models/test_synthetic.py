@@ -17,6 +17,7 @@ from models.synthetic import (
     scene_for_index,
     write_shards,
 )
+from tests.models.project_labels import PROJECT_CLASS_NAMES
 
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -126,15 +127,7 @@ def test_tfrecords_parse_with_od_api_keys(tmp_path):
     paths = write_shards(
         tmp_path, 2, seed=1, images_per_shard=5, size=(200, 300), image_format="png"
     )
-    assert (tmp_path / "labels.txt").read_text().split() == [
-        "sky",
-        "building",
-        "road",
-        "sidewalk",
-        "vegetation",
-        "vehicle",
-        "pedestrian",
-    ]
+    assert (tmp_path / "labels.txt").read_text().split() == list(PROJECT_CLASS_NAMES.values())
     records = _parse(paths[0])
     assert len(records) == 2
     for i, rec in enumerate(records):

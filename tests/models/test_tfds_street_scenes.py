@@ -28,6 +28,7 @@ from models.tfds_street_scenes import (
 )
 from models.tfds_street_scenes.prepare import main
 from pipeline.tfds_inputs import plan_tfds_units
+from tests.models.project_labels import PROJECT_CLASS_NAMES
 
 TINY_SIZE = (96, 128)
 
@@ -67,15 +68,7 @@ def test_splits_hold_the_configured_counts_in_the_requested_shards(data_dir):
 def test_labels_are_the_project_label_map(data_dir):
     builder = tfds.builder_from_directory(str(data_dir / "segbeam_street_scenes/tiny/1.0.0"))
     expected = LABELS_PATH.read_text().split()
-    assert expected == [
-        "sky",
-        "building",
-        "road",
-        "sidewalk",
-        "vegetation",
-        "vehicle",
-        "pedestrian",
-    ]
+    assert expected == list(PROJECT_CLASS_NAMES.values())
     assert builder.info.features["objects"]["label"].names == expected
 
 

@@ -15,15 +15,16 @@ from pipeline.options import RunConfig, automatic_tf_threads
     [
         ([], 0),
         (["--direct_running_mode=multi_threading", "--direct_num_workers=2"], 0),
-        (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], os.cpu_count()),
-        (
-            ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-            max(1, (os.cpu_count() or 1) // 2),
-        ),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], 8),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 4),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=3"], 2),
         (["--direct_running_mode=multi_processing", "--direct_num_workers=1000"], 1),
     ],
 )
-def test_automatic_tf_threads(args: list[str], expected: int) -> None:
+def test_automatic_tf_threads_on_8_cores(
+    args: list[str], expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert automatic_tf_threads(PipelineOptions(args)) == expected
 
 
