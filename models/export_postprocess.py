@@ -1,8 +1,9 @@
 """Panoptic-DeepLab-style grouping in pure TF ops, ending in OD-API outputs.
 
 Everything here runs inside the exported instance model's tf.function. Inputs
-are the raw heads on the 128x128 output grid (cell (i, j) covers input pixels
-[2i, 2i+2) x [2j, 2j+2) of the 256x256 input).
+are the raw heads on the G x G output grid (cell (i, j) covers input pixels
+[2i, 2i+2) x [2j, 2j+2); G = 128 for the bundled 256x256 input). G is read from
+the heads' static shape, so the same code groups any input size.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from models.networks import OUTPUT_SIZE, OUTPUT_STRIDE, THING_CLASS_IDS
+from models.networks import OUTPUT_STRIDE, THING_CLASS_IDS
 
 Centres = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 
@@ -36,6 +37,17 @@ class PostprocessConfig:
     score_power: float = 0.5
 
 
+def _grid_size(heads: tf.Tensor) -> int:
+    """G of square heads [B, G, G, C]; static, as the export traces a fixed input size."""
+    height, width = heads.shape[1], heads.shape[2]
+    if height is None or height != width:
+        raise ValueError(
+            f"Grouping needs square heads with a static size, got {heads.shape}; "
+            "export the network with a fixed input size (networks.with_input_size)."
+        )
+    return int(height)
+
+
 def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres:
     """Top-K heatmap peaks over both thing classes.
 
@@ -49,12 +61,12 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
     heat = tf.sigmoid(center_logits)
     pooled = tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
     peaks = tf.where((heat >= pooled) & (heat > config.center_threshold), heat, 0.0)
-    b = tf.shape(peaks)[0]
+    b, grid = tf.shape(peaks)[0], _grid_size(peaks)
     flat = tf.reshape(peaks, [b, -1])  # Index = (i * G + j) * 2 + thing channel.
     values, index = tf.math.top_k(flat, k=config.max_detections, sorted=True)
     cell, thing = index // 2, index % 2
-    y = tf.cast(cell // OUTPUT_SIZE, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
-    x = tf.cast(cell % OUTPUT_SIZE, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
+    y = tf.cast(cell // grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
+    x = tf.cast(cell % grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
     return values, y, x, thing
 
 
@@ -75,7 +87,7 @@ def assign_pixels(
     peak, cy, cx, thing = centres
     probs = tf.nn.softmax(thing_logits, axis=-1)
     label = tf.argmax(thing_logits, axis=-1, output_type=tf.int32) - 1  # -1 = background.
-    grid = tf.range(OUTPUT_SIZE, dtype=tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
+    grid = tf.range(_grid_size(offsets), dtype=tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
     vote_y = grid[None, :, None] + offsets[..., 0]  # [B, G, G]: where each cell votes.
     vote_x = grid[None, None, :] + offsets[..., 1]
     d2 = tf.square(vote_y[..., None] - cy[:, None, None, :]) + tf.square(
@@ -97,10 +109,10 @@ def boxes_from_masks(masks: tf.Tensor) -> tf.Tensor:
       float32 [B, K, 4] normalised (ymin, xmin, ymax, xmax) in continuous
       coordinates (cell i spans [i, i+1) / G); all zeros for empty masks.
     """
-    size = float(OUTPUT_SIZE)
+    size = float(masks.shape[-1])
     rows = tf.reduce_max(masks, axis=3)  # [B, K, G]
     cols = tf.reduce_max(masks, axis=2)
-    idx = tf.range(OUTPUT_SIZE, dtype=tf.float32)
+    idx = tf.range(size, dtype=tf.float32)
 
     def extent(hit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         lo = tf.reduce_min(tf.where(hit > 0, idx, 2.0 * size), axis=-1)
@@ -113,13 +125,14 @@ def boxes_from_masks(masks: tf.Tensor) -> tf.Tensor:
     return tf.where(present[..., None], tf.stack([y0, x0, y1, x1], axis=-1) / size, 0.0)
 
 
-def pad_boxes(boxes: tf.Tensor, cells: float = 0.5) -> tf.Tensor:
-    """Grows non-empty normalised boxes [..., 4] by `cells` grid cells a side, clipped to [0, 1].
+def pad_boxes(boxes: tf.Tensor, grid: int, cells: float = 0.5) -> tf.Tensor:
+    """Grows non-empty normalised boxes [..., 4] by `cells` cells of a `grid`-cell side,
+    clipped to [0, 1].
 
     Without the margin the box edge samples sit exactly on the mask boundary
     (bilinear value 0.5), so a 0.5 threshold would be a coin toss there.
     """
-    margin = cells / OUTPUT_SIZE
+    margin = cells / grid
     grown = tf.clip_by_value(boxes + tf.constant([-1.0, -1.0, 1.0, 1.0]) * margin, 0.0, 1.0)
     present = tf.reduce_any(boxes > 0, axis=-1, keepdims=True)
     return tf.where(present, grown, 0.0)
@@ -140,9 +153,9 @@ def box_masks(soft: tf.Tensor, boxes: tf.Tensor, mask_size: int) -> tf.Tensor:
     Returns:
       float32 [B, K, M, M] in [0, 1].
     """
-    b, k = tf.shape(soft)[0], tf.shape(soft)[1]
-    images = tf.reshape(soft, [-1, OUTPUT_SIZE, OUTPUT_SIZE, 1])
-    size = float(OUTPUT_SIZE)
+    b, k, grid = tf.shape(soft)[0], tf.shape(soft)[1], soft.shape[-1]
+    images = tf.reshape(soft, [-1, grid, grid, 1])
+    size = float(grid)
     # Continuous position u in [0, 1] is cell-centre index u * G - 0.5, which
     # crop_and_resize addresses as (u * G - 0.5) / (G - 1).
     crop_boxes = (tf.reshape(boxes, [-1, 4]) * size - 0.5) / (size - 1.0)
@@ -164,7 +177,7 @@ def to_detections(raw: dict[str, tf.Tensor], config: PostprocessConfig) -> dict[
     masks = tf.gather(masks, order, batch_dims=1)
     soft = tf.gather(soft, order, batch_dims=1)
     thing = tf.gather(centres[3], order, batch_dims=1)
-    boxes = pad_boxes(boxes_from_masks(masks))
+    boxes = pad_boxes(boxes_from_masks(masks), masks.shape[-1])
     present = score > 0
     class_ids = tf.gather(tf.constant(THING_CLASS_IDS, tf.float32), thing)
     return {

@@ -1,8 +1,8 @@
 """The two bundled networks: small U-Nets with separable convolutions.
 
-Both take uint8 RGB [B, 256, 256, 3] (normalised inside) and predict at output
-stride 2, i.e. [B, 128, 128, C]. Encoder strides 2/4/8/16 with widths
-`widths`; the decoder upsamples by 2 and fuses the skip at each level.
+Both take uint8 RGB [B, S, S, 3] (normalised inside; S = INPUT_SIZE, 256, for
+the exports) and predict at output stride 2, i.e. [B, S/2, S/2, C]. Encoder
+strides 2/4/8/16 with widths `widths`; the decoder upsamples by 2 and fuses the skip at each level.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import keras
 
-INPUT_SIZE = 256
-OUTPUT_STRIDE = 2
-OUTPUT_SIZE = INPUT_SIZE // OUTPUT_STRIDE
+from models.net_geometry import INPUT_SIZE, OUTPUT_STRIDE
+
+__all__ = ["INPUT_SIZE", "OUTPUT_STRIDE", "instance_net", "semantic_net"]
 NUM_CLASSES = 7
 NUM_THING_CLASSES = 2  # vehicle, pedestrian; the thing-segmentation head adds background.
 THING_CLASS_IDS = (5, 6)  # Project class id of thing channel 1 and 2.

@@ -3,7 +3,8 @@
     python -m models.train --output models/bundled --seed 0 [--steps N]
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
-rendered once in memory at their native varied sizes and stretched to 256x256.
+rendered once in memory at their native varied sizes and stretched to the
+model input (256x256, `models.net_geometry`).
 Validation uses seed 5_000; the held-out evaluation seed 424242 is never
 touched. CPU only; both cores are used.
 """

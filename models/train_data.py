@@ -1,6 +1,7 @@
 """Training data: scenes rendered in memory, resized to the model input, and targets.
 
-Scenes are rendered at their natural varied sizes and stretched to 256x256,
+Scenes are rendered at their natural varied sizes and stretched to the model
+input (INPUT_SIZE, 256x256),
 exactly as the pipeline stretches its inputs, so the models see the same
 aspect-ratio distortions in training as in production. This module does not
 import TensorFlow, so render workers start fast under the "spawn" method.
@@ -15,18 +16,18 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from models.net_geometry import INPUT_SIZE
+from models.net_geometry import OUTPUT_STRIDE as STRIDE
 from models.synthetic_render import scene_for_index
 
-INPUT_SIZE = 256
-STRIDE = 2
 THING_CLASS_IDS = (5, 6)
 
 
 class TrainingSet(NamedTuple):
     """Scenes at model input size.
 
-    images: uint8 [N, 256, 256, 3]; class_maps: uint8 [N, 256, 256] (class id);
-    instance_maps: uint8 [N, 256, 256] (0 = none, k = instance k).
+    images: uint8 [N, S, S, 3]; class_maps: uint8 [N, S, S] (class id);
+    instance_maps: uint8 [N, S, S] (0 = none, k = instance k).
     """
 
     images: np.ndarray
@@ -41,7 +42,7 @@ class InstanceTargets(NamedTuple):
     heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian
       centre heatmaps per thing class, exactly 1.0 at the grid cell holding each
       instance's centroid.
-    offsets: float32 [B, G, G, 2], (dy, dx) in 256-input pixels from each
+    offsets: float32 [B, G, G, 2], (dy, dx) in input pixels from each
       grid cell's centre to its instance's centroid (0 off instances).
     offset_weight: float32 [B, G, G], 1 on instance cells.
     """
@@ -53,7 +54,7 @@ class InstanceTargets(NamedTuple):
 
 
 def _resize_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Renders scene (seed, index) and stretches it to 256x256."""
+    """Renders scene (seed, index) and stretches it to INPUT_SIZE x INPUT_SIZE."""
     scene = scene_for_index(seed, index)
     rng = np.random.default_rng([seed, index, 1])
     image = Image.fromarray(scene.image)
@@ -85,7 +86,7 @@ def _render_range(args: tuple[int, int, int]) -> TrainingSet:
 
 
 def render_training_set(seed: int, count: int, workers: int = 2) -> TrainingSet:
-    """Renders scenes (seed, 0..count-1) at 256x256 with `workers` processes."""
+    """Renders scenes (seed, 0..count-1) at INPUT_SIZE with `workers` processes."""
     chunk = 50
     jobs = [(seed, s, min(count, s + chunk)) for s in range(0, count, chunk)]
     if workers <= 1:
@@ -100,7 +101,7 @@ def augment(batch: TrainingSet, rng: np.random.Generator, crop: int = INPUT_SIZE
     """Random horizontal flips (street scenes are mirror-symmetric) and one random
     crop of side `crop` for the whole batch, at an even offset so the output grid
     stays aligned. The networks are fully convolutional, so crops train the
-    256x256 model on less compute."""
+    full-size model on less compute."""
     flip = rng.random(len(batch.images)) < 0.5
     flipped = [np.where(flip.reshape((-1,) + (1,) * (a.ndim - 1)), a[:, :, ::-1], a) for a in batch]
     y0, x0 = (int(v) * STRIDE for v in rng.integers(0, (INPUT_SIZE - crop) // STRIDE + 1, size=2))
@@ -131,7 +132,7 @@ def _image_targets(
     heatmap: np.ndarray,
     offsets: np.ndarray,
 ) -> None:
-    """Fills one image's heatmap [128, 128, 2] and offsets [128, 128, 2] in place."""
+    """Fills one image's heatmap [G, G, 2] and offsets [G, G, 2] in place."""
     flat = instance_map.ravel().astype(np.int64)
     n = int(flat.max()) if flat.size else 0
     if n == 0:

@@ -33,7 +33,7 @@ def weighted_cross_entropy(
 def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """CenterNet's penalty-reduced focal loss, normalised by the number of peaks.
 
-    logits, target: float32 [B, 128, 128, 2]; target is 1.0 exactly at centres.
+    logits, target: float32 [B, G, G, 2]; target is 1.0 exactly at centres.
     """
     p = tf.clip_by_value(tf.sigmoid(logits), 1e-4, 1.0 - 1e-4)
     pos = tf.cast(target >= 1.0, tf.float32)
@@ -45,7 +45,7 @@ def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 def offset_loss(pred: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
     """L1 over instance cells, in input pixels.
 
-    pred, target: float32 [B, 128, 128, 2]; weight: float32 [B, 128, 128].
+    pred, target: float32 [B, G, G, 2]; weight: float32 [B, G, G].
     """
     l1 = tf.reduce_sum(tf.abs(pred - target), axis=-1) * weight
     return tf.reduce_sum(l1) / tf.maximum(tf.reduce_sum(weight), 1.0)

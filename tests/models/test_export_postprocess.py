@@ -21,7 +21,7 @@ CONFIG = PostprocessConfig()
 def _heads_from_ground_truth(
     class_map: np.ndarray, instance_map: np.ndarray
 ) -> dict[str, tf.Tensor]:
-    """Perfect raw heads for one 256x256 image, as the network would ideally emit them."""
+    """Perfect raw heads for one square image, as the network would ideally emit them."""
     t = instance_targets(class_map[None], instance_map[None])
     thing = t.thing[0, ::2, ::2]
     thing_logits = np.eye(3, dtype=np.float32)[thing] * 20.0
@@ -33,20 +33,25 @@ def _heads_from_ground_truth(
     }
 
 
-def _two_touching_cars() -> tuple[np.ndarray, np.ndarray]:
-    class_map = np.zeros((256, 256), np.uint8)
-    instance_map = np.zeros((256, 256), np.uint8)
-    # Two vehicles bumper to bumper (touching), and a pedestrian.
+def _two_touching_cars(side: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    class_map = np.zeros((side, side), np.uint8)
+    instance_map = np.zeros((side, side), np.uint8)
+    # Two vehicles bumper to bumper (touching), and a pedestrian; laid out for a
+    # 256x256 input and scaled with the side.
     for k, (y0, y1, x0, x1, c) in enumerate(
         [(100, 140, 40, 100, 5), (100, 140, 100, 170, 5), (60, 120, 200, 216, 6)], start=1
     ):
+        y0, y1, x0, x1 = (v * side // 256 for v in (y0, y1, x0, x1))
         class_map[y0:y1, x0:x1] = c
         instance_map[y0:y1, x0:x1] = k
     return class_map, instance_map
 
 
-def test_perfect_heads_give_separate_instances():
-    class_map, instance_map = _two_touching_cars()
+# The output grid comes from the heads' shape: 128 cells for the bundled 256x256
+# input, 192 for a 384x384 one, with no constant to change.
+@pytest.mark.parametrize("side", [256, 384])
+def test_perfect_heads_give_separate_instances(side):
+    class_map, instance_map = _two_touching_cars(side)
     out = {
         k: v[0].numpy()
         for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()
@@ -55,7 +60,7 @@ def test_perfect_heads_give_separate_instances():
     assert n == 3
     assert sorted(out["detection_classes"][:n].tolist()) == [6.0, 6.0, 7.0]
     assert np.all(out["detection_scores"][n:] == 0)
-    masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], 256, 256) >= 0.5
+    masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], side, side) >= 0.5
     for k in (1, 2, 3):
         gt = instance_map == k
         ious = [(m & gt).sum() / (m | gt).sum() for m in masks]
