@@ -105,7 +105,9 @@ class _TableBuffer:
         """Writes everything buffered as one row group."""
         self._convert()
         if self._tables:
-            table = pa.concat_tables(self._tables).combine_chunks()
+            # No combine_chunks(): the Parquet writer writes a chunked table as one row
+            # group (row_group_size = all its rows) without first copying it whole.
+            table = pa.concat_tables(self._tables)
             self._tables, self._buffered_rows, self._buffered_bytes = [], 0, 0
             self._writer.write_table(table, row_group_size=table.num_rows)
             self.num_rows += table.num_rows
