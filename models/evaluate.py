@@ -142,6 +142,10 @@ def evaluate_run(shard_paths: list[str], run_dir: str | Path, class_names: list[
         ground_truth.append(record.instances)
     sem = semantic_scores(confusion)
     ins = instance_scores(ground_truth, detections, THING_CLASS_IDS)
+    # COCO's AP is the mean over classes, so one weak class halves it: report each.
+    per_class = {
+        class_names[c]: instance_scores(ground_truth, detections, (c,)) for c in THING_CLASS_IDS
+    }
     return {
         "num_images": len(ground_truth),
         "num_images_without_semantic_rows": int(missing),
@@ -152,6 +156,10 @@ def evaluate_run(shard_paths: list[str], run_dir: str | Path, class_names: list[
             "per_class_iou": dict(zip(class_names, sem.per_class_iou, strict=True)),
         },
         "instance": {"AP": ins.ap, "AP50": ins.ap50, "AP75": ins.ap75, "AR": ins.ar},
+        "instance_per_class": {
+            name: {"AP": v.ap, "AP50": v.ap50, "AP75": v.ap75, "AR": v.ar}
+            for name, v in per_class.items()
+        },
     }
 
 

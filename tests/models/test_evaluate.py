@@ -138,6 +138,17 @@ def test_merged_instances_lose_half_the_recall():
     assert scores.ar == pytest.approx(0.5 * 3 / 10)  # big matched at 0.50, 0.55, 0.60 only.
 
 
+def test_per_class_scores_average_to_the_overall_score():
+    # A vehicle found exactly and a pedestrian missed: vehicle AP 1, pedestrian AP 0,
+    # and COCO's overall AP is their mean.
+    car, person = _square(40, 40, 5, 5, 15, 25), _square(40, 40, 20, 30, 38, 36)
+    gt = [_gt([car, person], [VEHICLE, PEDESTRIAN])]
+    dets = [Detection(0, VEHICLE, 0.9, encode_mask(car))]
+    assert instance_scores(gt, dets, (VEHICLE,)).ap == pytest.approx(1.0)
+    assert instance_scores(gt, dets, (PEDESTRIAN,)).ap == pytest.approx(0.0)
+    assert instance_scores(gt, dets, CLASSES).ap == pytest.approx(0.5)
+
+
 def test_wrong_class_does_not_match():
     a = _square(30, 30, 5, 5, 15, 15)
     scores = instance_scores(
@@ -214,6 +225,11 @@ def test_evaluate_run_perfect_tables(tmp_path):
     assert summary["semantic"]["miou"] == pytest.approx(1.0)
     assert summary["semantic"]["pixel_accuracy"] == pytest.approx(1.0)
     assert summary["instance"]["AP"] == pytest.approx(1.0)
+    # These three scenes hold both vehicles and pedestrians.
+    assert {name: s["AP"] for name, s in summary["instance_per_class"].items()} == {
+        "vehicle": pytest.approx(1.0),
+        "pedestrian": pytest.approx(1.0),
+    }
 
 
 def test_evaluate_run_counts_missing_image_as_miss(tmp_path):
