@@ -53,7 +53,7 @@ class InstanceTargets(NamedTuple):
     offset_weight: np.ndarray
 
 
-def _resize_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Renders scene (seed, index) and stretches it to INPUT_SIZE x INPUT_SIZE."""
     scene = scene_for_index(seed, index)
     rng = np.random.default_rng([seed, index, 1])
@@ -81,7 +81,7 @@ def _resize_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def _render_range(args: tuple[int, int, int]) -> TrainingSet:
     seed, start, stop = args
-    parts = [_resize_scene(seed, i) for i in range(start, stop)]
+    parts = [stretched_scene(seed, i) for i in range(start, stop)]
     return TrainingSet(*(np.stack([p[k] for p in parts]) for k in range(3)))
 
 

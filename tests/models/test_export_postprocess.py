@@ -10,27 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models.diagnose_heads import perfect_heads
 from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
 from models.export_postprocess import PostprocessConfig, boxes_from_masks, to_detections
-from models.train_data import instance_targets
 from models.train_validate import paste_masks
 
 CONFIG = PostprocessConfig()
-
-
-def _heads_from_ground_truth(
-    class_map: np.ndarray, instance_map: np.ndarray
-) -> dict[str, tf.Tensor]:
-    """Perfect raw heads for one square image, as the network would ideally emit them."""
-    t = instance_targets(class_map[None], instance_map[None])
-    thing = t.thing[0, ::2, ::2]
-    thing_logits = np.eye(3, dtype=np.float32)[thing] * 20.0
-    heat = np.clip(t.heatmap, 1e-6, 1 - 1e-6)
-    return {
-        "thing_logits": tf.constant(thing_logits[None]),
-        "center_logits": tf.constant(np.log(heat / (1 - heat))),
-        "offsets": tf.constant(t.offsets),
-    }
 
 
 def _two_touching_cars(side: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +39,7 @@ def test_perfect_heads_give_separate_instances(side):
     class_map, instance_map = _two_touching_cars(side)
     out = {
         k: v[0].numpy()
-        for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()
+        for k, v in to_detections(perfect_heads(class_map, instance_map), CONFIG).items()
     }
     n = int(out["num_detections"])
     assert n == 3
@@ -72,7 +57,7 @@ def test_round_trip_to_a_larger_image_keeps_masks():
     class_map, instance_map = _two_touching_cars()
     out = {
         k: v[0].numpy()
-        for k, v in to_detections(_heads_from_ground_truth(class_map, instance_map), CONFIG).items()
+        for k, v in to_detections(perfect_heads(class_map, instance_map), CONFIG).items()
     }
     n = int(out["num_detections"])
     masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], 512, 512) >= 0.5

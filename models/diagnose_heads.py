@@ -1,0 +1,126 @@
+"""Which of the instance model's three heads limits its mask AP: a ground-truth swap test.
+
+    python -m models.diagnose_heads [--model_dir models/bundled] [--num_images 40]
+
+On validation renders (seed 5,000, the calibration indices; never the held-out
+evaluation seed), the exported instance network's raw heads (thing
+segmentation, centre heatmap, centre offsets) are grouped by the same in-graph
+post-processing as the export, once as predicted and once with each head (and
+pairs of heads) replaced by the head a perfect network would emit, built from
+the training targets. Prints COCO mask AP50 overall and per class for each
+variant: the head whose swap gains most is the one to improve, and "all
+ground truth" is the ceiling the output grid and grouping allow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
+from models.export import DEFAULT_POSTPROCESS
+from models.export_postprocess import to_detections
+from models.networks import INPUT_SIZE, OUTPUT_STRIDE, THING_CLASS_IDS, instance_net
+from models.synthetic_render import scene_for_index
+from models.train_calibrate import CALIBRATION_START
+from models.train_data import instance_targets, stretched_scene
+from models.train_validate import VALIDATION_SEED, paste_masks
+
+HEADS = ("thing_logits", "center_logits", "offsets")
+# Variant name -> heads taken from the ground truth.
+VARIANTS = {
+    "predicted": (),
+    "ground-truth thing": ("thing_logits",),
+    "ground-truth centres": ("center_logits",),
+    "ground-truth offsets": ("offsets",),
+    "ground-truth thing + centres": ("thing_logits", "center_logits"),
+    "all ground truth": HEADS,
+}
+
+
+def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, tf.Tensor]:
+    """The raw heads a perfect network would emit for one stretched scene.
+
+    Args:
+      class_map, instance_map: uint8 [S, S] at the model input size.
+
+    Returns:
+      {"thing_logits": [1, G, G, 3], "center_logits": [1, G, G, 2],
+       "offsets": [1, G, G, 2]}, float32, G = S / OUTPUT_STRIDE.
+    """
+    targets = instance_targets(class_map[None], instance_map[None])
+    thing = targets.thing[0, ::OUTPUT_STRIDE, ::OUTPUT_STRIDE]
+    heat = np.clip(targets.heatmap, 1e-6, 1 - 1e-6)
+    return {
+        "thing_logits": tf.constant(np.eye(3, dtype=np.float32)[thing][None] * 20.0),
+        "center_logits": tf.constant(np.log(heat / (1 - heat))),
+        "offsets": tf.constant(targets.offsets),
+    }
+
+
+def _detections(heads: dict[str, tf.Tensor], position: int, height: int, width: int) -> list:
+    config = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
+    out = {k: v[0].numpy() for k, v in to_detections(heads, config).items()}
+    keep = out["detection_scores"] > 0
+    masks = paste_masks(out["detection_masks"][keep], out["detection_boxes"][keep], height, width)
+    return [
+        Detection(position, int(c) - 1, float(s), encode_mask(m >= 0.5))
+        for c, s, m in zip(
+            out["detection_classes"][keep], out["detection_scores"][keep], masks, strict=True
+        )
+    ]
+
+
+def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
+    """AP50 (overall and per thing class id) for every variant in VARIANTS."""
+    net = instance_net(input_size=INPUT_SIZE)
+    checkpoint = tf.train.Checkpoint(net=net)
+    checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()
+    ground_truth: list[GroundTruthImage] = []
+    detections: dict[str, list[Detection]] = {name: [] for name in VARIANTS}
+    for position in range(num_images):
+        index = CALIBRATION_START + position
+        scene = scene_for_index(VALIDATION_SEED, index)
+        height, width = scene.class_map.shape
+        _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
+        # The model input exactly as the pipeline makes it.
+        resized = tf.image.resize(scene.image[None], [INPUT_SIZE, INPUT_SIZE], method="bilinear")
+        predicted = net(tf.cast(tf.round(resized), tf.uint8), training=False)
+        perfect = perfect_heads(class_map, instance_map)
+        ground_truth.append(
+            GroundTruthImage(
+                height,
+                width,
+                tuple(encode_mask(m) for m in scene.instance_masks),
+                tuple(int(c) for c in scene.instance_class_ids),
+            )
+        )
+        for name, swapped in VARIANTS.items():
+            heads = {h: perfect[h] if h in swapped else predicted[h] for h in HEADS}
+            detections[name] += _detections(heads, position, height, width)
+    return {
+        name: {
+            "all": instance_scores(ground_truth, dets, THING_CLASS_IDS).ap50,
+            **{str(c): instance_scores(ground_truth, dets, (c,)).ap50 for c in THING_CLASS_IDS},
+        }
+        for name, dets in detections.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: prints one line per variant."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dir", type=Path, default=Path(__file__).parent / "bundled")
+    parser.add_argument("--num_images", type=int, default=40)
+    args = parser.parse_args(argv)
+    print(f"{'variant':30s} {'AP50':>6s} {'vehicle':>8s} {'pedestrian':>11s}")
+    for name, scores in diagnose(args.model_dir, args.num_images).items():
+        print(f"{name:30s} {scores['all']:6.3f} {scores['5']:8.3f} {scores['6']:11.3f}")
+
+
+if __name__ == "__main__":
+    main()
