@@ -24,7 +24,8 @@ import tensorflow as tf
 from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
 from models.export import DEFAULT_POSTPROCESS
 from models.export_postprocess import to_detections
-from models.networks import INPUT_SIZE, OUTPUT_STRIDE, THING_CLASS_IDS, instance_net
+from models.net_geometry import INPUT_SIZE, OUTPUT_STRIDE
+from models.networks import THING_CLASS_IDS, instance_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene

@@ -23,7 +23,8 @@ import keras
 import tensorflow as tf
 
 from models.export_postprocess import PostprocessConfig, to_detections
-from models.networks import INPUT_SIZE, with_input_size
+from models.net_geometry import INPUT_SIZE
+from models.networks import with_input_size
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
 IMAGES_SPEC = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.uint8, name="images")

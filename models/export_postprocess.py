@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from models.networks import OUTPUT_STRIDE, THING_CLASS_IDS
+from models.net_geometry import OUTPUT_STRIDE
+from models.networks import THING_CLASS_IDS
 
 Centres = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 

@@ -1,7 +1,7 @@
 """The two bundled networks: small U-Nets with separable convolutions.
 
-Both take uint8 RGB [B, S, S, 3] (normalised inside; S = INPUT_SIZE, 256, for
-the exports) and predict at output stride 2, i.e. [B, S/2, S/2, C]. Encoder
+Both take uint8 RGB [B, S, S, 3] (normalised inside; S = 256 for the exports,
+`models.net_geometry`) and predict at output stride 2, i.e. [B, S/2, S/2, C]. Encoder
 strides 2/4/8/16 with widths `widths`; the decoder upsamples by 2 and fuses the skip at each level.
 """
 
@@ -11,9 +11,6 @@ from dataclasses import dataclass
 
 import keras
 
-from models.net_geometry import INPUT_SIZE, OUTPUT_STRIDE
-
-__all__ = ["INPUT_SIZE", "OUTPUT_STRIDE", "instance_net", "semantic_net"]
 NUM_CLASSES = 7
 NUM_THING_CLASSES = 2  # vehicle, pedestrian; the thing-segmentation head adds background.
 THING_CLASS_IDS = (5, 6)  # Project class id of thing channel 1 and 2.

@@ -23,7 +23,8 @@ from models.evaluate_metrics import (
     instance_scores,
     semantic_scores,
 )
-from models.networks import INPUT_SIZE, NUM_CLASSES, THING_CLASS_IDS
+from models.net_geometry import INPUT_SIZE
+from models.networks import NUM_CLASSES, THING_CLASS_IDS
 from models.synthetic_render import Scene, scene_for_index
 
 VALIDATION_SEED = 5_000

@@ -90,3 +90,16 @@ def test_no_centres_means_no_detections():
     out = to_detections(heads, CONFIG)
     assert out["num_detections"].numpy().tolist() == [0.0, 0.0]
     assert float(tf.reduce_max(out["detection_scores"])) == 0.0
+
+
+def test_grouping_rejects_heads_it_cannot_size():
+    # The grid comes from the heads' static shape: non-square heads have none.
+    with pytest.raises(ValueError, match="square heads with a static size"):
+        to_detections(
+            {
+                "thing_logits": tf.zeros([1, 64, 96, 3]),
+                "center_logits": tf.zeros([1, 64, 96, 2]),
+                "offsets": tf.zeros([1, 64, 96, 2]),
+            },
+            CONFIG,
+        )
