@@ -29,9 +29,16 @@ from models.networks import THING_CLASS_IDS, instance_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene
-from models.train_validate import VALIDATION_SEED, paste_masks
+from models.train_validate import (
+    VALIDATION_SEED,
+    model_input,
+    paste_masks,
+    scene_ground_truth,
+)
 
 HEADS = ("thing_logits", "center_logits", "offsets")
+# Raw scores (no calibration power): AP depends on the ranking only.
+_RAW_SCORES = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
 # Variant name -> heads taken from the ground truth.
 VARIANTS = {
     "predicted": (),
@@ -64,8 +71,7 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
 
 
 def _detections(heads: dict[str, tf.Tensor], position: int, height: int, width: int) -> list:
-    config = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
-    out = {k: v[0].numpy() for k, v in to_detections(heads, config).items()}
+    out = {k: v[0].numpy() for k, v in to_detections(heads, _RAW_SCORES).items()}
     keep = out["detection_scores"] > 0
     masks = paste_masks(out["detection_masks"][keep], out["detection_boxes"][keep], height, width)
     return [
@@ -88,18 +94,9 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
         scene = scene_for_index(VALIDATION_SEED, index)
         height, width = scene.class_map.shape
         _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
-        # The model input exactly as the pipeline makes it.
-        resized = tf.image.resize(scene.image[None], [INPUT_SIZE, INPUT_SIZE], method="bilinear")
-        predicted = net(tf.cast(tf.round(resized), tf.uint8), training=False)
+        predicted = net(model_input(scene.image), training=False)
         perfect = perfect_heads(class_map, instance_map)
-        ground_truth.append(
-            GroundTruthImage(
-                height,
-                width,
-                tuple(encode_mask(m) for m in scene.instance_masks),
-                tuple(int(c) for c in scene.instance_class_ids),
-            )
-        )
+        ground_truth.append(scene_ground_truth(scene))
         for name, swapped in VARIANTS.items():
             heads = {h: perfect[h] if h in swapped else predicted[h] for h in HEADS}
             detections[name] += _detections(heads, position, height, width)

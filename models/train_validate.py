@@ -63,7 +63,8 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
     return crops[..., 0].numpy()
 
 
-def _resize_input(image: np.ndarray) -> tf.Tensor:
+def model_input(image: np.ndarray) -> tf.Tensor:
+    """uint8 [H, W, 3] -> uint8 [1, S, S, 3], stretched as the pipeline's loader does."""
     resized = tf.image.resize(image[None], [INPUT_SIZE, INPUT_SIZE], method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
@@ -93,7 +94,8 @@ def _instance_predictions(
     ]
 
 
-def _ground_truth(scene: Scene) -> GroundTruthImage:
+def scene_ground_truth(scene: Scene) -> GroundTruthImage:
+    """A rendered scene's instances as COCO RLE ground truth."""
     height, width = scene.class_map.shape
     return GroundTruthImage(
         height,
@@ -112,8 +114,8 @@ def collect(
     for position, index in enumerate(indices):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        image = _resize_input(scene.image)
-        ground_truth.append(_ground_truth(scene))
+        image = model_input(scene.image)
+        ground_truth.append(scene_ground_truth(scene))
         detections += _instance_predictions(
             instance_fn, image, position, height, width, score_threshold
         )
@@ -132,7 +134,7 @@ def validate(
     for index in range(num_images):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        pred = _semantic_prediction(semantic_fn, _resize_input(scene.image), height, width)
+        pred = _semantic_prediction(semantic_fn, model_input(scene.image), height, width)
         confusion += confusion_matrix(scene.class_map, pred, NUM_CLASSES)
     ground_truth, detections = collect(instance_fn, seed, range(num_images), score_threshold)
     return ValidationReport(
