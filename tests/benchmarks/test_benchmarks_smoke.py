@@ -366,3 +366,27 @@ def test_harness_runs_every_variant_and_reports(tmp_path, specs):
     ]
     for heading in ("### Targets", "### Throughput and memory", "### Where the time goes"):
         assert heading in report
+
+
+def test_memory_probe_snapshots_when_writing_starts(tmp_path):
+    from benchmarks import memory_probe
+
+    shards = write_shards(tmp_path / "shards", 4, seed=3, images_per_shard=2, size=(64, 96))
+    result = tmp_path / "probe.json"
+    memory_probe.main(
+        [
+            f"--input={shards[0].parent}/*.tfrecord",
+            f"--output={tmp_path / 'run'}",
+            f"--result_json={result}",
+            "--top=5",
+            "--",
+            "--direct_num_workers=1",
+        ]
+    )
+    summary = json.loads(result.read_text())
+    assert summary["python_tracked_bytes"] > 0
+    assert len(summary["top"]) == 5
+    # The probe put the writer back as it found it.
+    from transforms import write
+
+    assert write._WriteShardFiles.process.__qualname__ == "_WriteShardFiles.process"
