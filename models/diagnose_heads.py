@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
+from models.evaluate_metrics import Detection, GroundTruthImage, instance_scores
 from models.export import DEFAULT_POSTPROCESS
 from models.export_postprocess import to_detections
 from models.net_geometry import INPUT_SIZE, OUTPUT_STRIDE
@@ -31,8 +31,8 @@ from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene
 from models.train_validate import (
     VALIDATION_SEED,
+    detections_from_outputs,
     model_input,
-    paste_masks,
     scene_ground_truth,
 )
 
@@ -70,18 +70,6 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     }
 
 
-def _detections(heads: dict[str, tf.Tensor], position: int, height: int, width: int) -> list:
-    out = {k: v[0].numpy() for k, v in to_detections(heads, _RAW_SCORES).items()}
-    keep = out["detection_scores"] > 0
-    masks = paste_masks(out["detection_masks"][keep], out["detection_boxes"][keep], height, width)
-    return [
-        Detection(position, int(c) - 1, float(s), encode_mask(m >= 0.5))
-        for c, s, m in zip(
-            out["detection_classes"][keep], out["detection_scores"][keep], masks, strict=True
-        )
-    ]
-
-
 def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
     """AP50 (overall and per thing class id) for every variant in VARIANTS."""
     net = instance_net(input_size=INPUT_SIZE)
@@ -99,7 +87,8 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
         ground_truth.append(scene_ground_truth(scene))
         for name, swapped in VARIANTS.items():
             heads = {h: perfect[h] if h in swapped else predicted[h] for h in HEADS}
-            detections[name] += _detections(heads, position, height, width)
+            outputs = to_detections(heads, _RAW_SCORES)
+            detections[name] += detections_from_outputs(outputs, position, height, width, 0.0)
     return {
         name: {
             "all": instance_scores(ground_truth, dets, THING_CLASS_IDS).ap50,

@@ -79,7 +79,18 @@ def _semantic_prediction(fn: Callable, image: tf.Tensor, height: int, width: int
 def _instance_predictions(
     fn: Callable, image: tf.Tensor, index: int, height: int, width: int, score_threshold: float
 ) -> list[Detection]:
-    out = {k: v[0].numpy() for k, v in fn(images=image).items() if k != "num_detections"}
+    return detections_from_outputs(fn(images=image), index, height, width, score_threshold)
+
+
+def detections_from_outputs(
+    outputs: dict[str, tf.Tensor], index: int, height: int, width: int, score_threshold: float
+) -> list[Detection]:
+    """One image's OD-API outputs (batch of 1) -> Detections at native resolution.
+
+    Keeps detections scoring >= score_threshold, pastes their box masks into the
+    height x width image (OD-API convention) and thresholds them at 0.5.
+    """
+    out = {k: v[0].numpy() for k, v in outputs.items() if k != "num_detections"}
     # Padding slots score exactly 0; they are never detections, whatever the threshold.
     keep = (out["detection_scores"] >= score_threshold) & (out["detection_scores"] > 0)
     masks = (

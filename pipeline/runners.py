@@ -82,10 +82,10 @@ def with_direct_parallelism(argv: Sequence[str], cpu_count: int | None = None) -
 
     Beam's DirectRunner defaults to one bundle at a time. With one bundle thread
     per core, one batch's Python work (decoding, mask encoding, rows) runs while
-    another's model call (which releases the GIL) uses the cores: measured 13%
-    faster on 2,000 images on 2 cores, for 0.2 GB more memory (two batches in
-    flight), with the same tables. Left alone: non-direct runners, and any run
-    that sets --direct_running_mode or --direct_num_workers itself.
+    another's model call (which releases the GIL) uses the cores: faster on 2
+    cores for more memory (figures in docs/performance.md), with the same tables.
+    Left alone: non-direct runners, and any run that sets --direct_running_mode or
+    --direct_num_workers itself.
     """
     argv = list(argv)
     flags = ("--direct_running_mode", "--direct_num_workers")
