@@ -3,7 +3,7 @@
 The output is byte-for-byte what `pycocotools.mask.encode(...)["counts"]` gives
 for the equivalent full-image mask: runs are counted over the column-major
 (Fortran order) flattened mask, starting with a run of zeros (possibly empty),
-and the run counts are compressed with pycocotools' `rleToString` scheme.
+and the run counts are compressed by pycocotools' own `rleToString` (in C).
 
 Two entry points, both O(input) rather than O(image) per mask:
   * `encode_crops` encodes all of an image's instances from their box crops
@@ -18,26 +18,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 from transforms.elements import ClassMask
 
-# Characters of one compressed count: 5 payload bits each, bit 0x20 = "more follow".
-_PAYLOAD_MASK = 0x1F
-_SIGN_BIT = 0x10
-_MORE_BIT = 0x20
-_ASCII_OFFSET = 48
-# 2**(5n - 1) for n = 1..12: a value needs more than n characters once its
-# magnitude reaches the nth bound (enough for any count below 2**59).
-_GROUP_BOUNDS = np.array([2 ** (5 * n - 1) for n in range(1, 13)], dtype=np.int64)
-
 
 def counts_to_string(counts: np.ndarray) -> str:
-    """Compresses RLE run counts exactly like pycocotools' `rleToString`.
-
-    Counts from the fourth on are delta-coded against the count two places
-    earlier (the previous run of the same value), then each value is written
-    as little-endian 5-bit groups, sign-extended, with a continuation bit,
-    offset by 48 into printable ASCII.
+    """Compresses RLE run counts into the `counts` string pycocotools' `rleToString` gives.
 
     Args:
       counts: int [m] run lengths, alternating zeros/ones, starting with zeros.
@@ -51,10 +38,6 @@ def counts_to_string(counts: np.ndarray) -> str:
 def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
     """`counts_to_string` of many masks at once (one image's classes or instances).
 
-    All masks' counts are concatenated and encoded in one vectorised pass,
-    then the string is cut back into one piece per mask: the numpy work is
-    per image, not per mask, which matters when masks are small.
-
     Args:
       runs: int [m_i] run lengths per mask (see `counts_to_string`).
 
@@ -63,34 +46,33 @@ def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
     """
     if not runs:
         return []
-    lengths = np.fromiter((len(r) for r in runs), dtype=np.int64, count=len(runs))
-    return _strings_from_concatenated(
-        np.concatenate([np.asarray(r, dtype=np.int64) for r in runs]), lengths
-    )
+    strings: list[str] = []
+    for counts in runs:  # Masks may be of different sizes: one call each.
+        counts = np.asarray(counts, dtype=np.int64)
+        strings += _strings_from_concatenated(counts, np.array([counts.size]), int(counts.sum()))
+    return strings
 
 
-def _strings_from_concatenated(counts: np.ndarray, lengths: np.ndarray) -> list[str]:
-    """`counts_to_strings` of masks whose counts are concatenated: mask i has lengths[i]."""
-    firsts = np.cumsum(lengths) - lengths
-    values = counts.copy()  # Deltas must come from the original counts, not updated ones.
-    position = np.arange(counts.size) - np.repeat(firsts, lengths)  # Index within its mask.
-    delta = np.flatnonzero(position >= 3)
-    values[delta] -= counts[delta - 2]
-    # Each value takes the fewest 5-bit groups that hold it as a signed number:
-    # n groups hold -2**(5n-1) .. 2**(5n-1) - 1, so n = 1 + (group bounds <= magnitude).
-    magnitude = np.where(values >= 0, values, ~values)
-    num_chars = np.searchsorted(_GROUP_BOUNDS, magnitude, side="right") + 1
-    if values.size == 0:
-        return [""] * len(lengths)
-    group = np.arange(int(num_chars.max()))
-    chunks = (values[:, None] >> (5 * group)) & _PAYLOAD_MASK  # Arithmetic shift.
-    more = group[None, :] < num_chars[:, None] - 1
-    chars = (chunks | np.where(more, _MORE_BIT, 0)) + _ASCII_OFFSET
-    text = chars[group[None, :] < num_chars[:, None]].astype(np.uint8).tobytes().decode("ascii")
-    # Character offsets of each mask's first and one-past-last count.
-    ends = np.concatenate(([0], np.cumsum(num_chars)))
-    bounds = ends[np.concatenate((firsts, [counts.size]))].tolist()
-    return [text[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
+def _strings_from_concatenated(
+    counts: np.ndarray, lengths: np.ndarray, num_pixels: int
+) -> list[str]:
+    """COCO `counts` strings of masks of `num_pixels` pixels each, whose run counts are
+    concatenated in `counts`: mask i has lengths[i] of them.
+
+    The string compression (delta coding against the count two places back, then
+    5-bit groups with a continuation bit, offset into printable ASCII) is
+    pycocotools' own C `rleToString`, reached through `frPyObjects` on
+    uncompressed RLEs: 3x faster than the same scheme in numpy on an image's
+    ~5,000 semantic counts (docs/performance.md).
+    """
+    if not len(lengths):
+        return []
+    if num_pixels > np.iinfo(np.uint32).max:  # No count can exceed the pixel count.
+        raise ValueError(f"{num_pixels} pixels: pycocotools holds RLE counts as uint32")
+    pieces = np.split(counts.astype(np.uint32), np.cumsum(lengths)[:-1])
+    # The size is carried along; the compression reads only the counts.
+    uncompressed = [{"size": [num_pixels, 1], "counts": piece} for piece in pieces]
+    return [rle["counts"].decode("ascii") for rle in coco_mask.frPyObjects(uncompressed, 0, 0)]
 
 
 class EncodedCrop(NamedTuple):
@@ -164,7 +146,7 @@ def encode_crops(
         keep[1:] &= ~joined
         position, owner = position[keep], owner[keep]
     counts, lengths = _counts_from_positions(position, owner, present, height * width)
-    rles = _strings_from_concatenated(counts, lengths)
+    rles = _strings_from_concatenated(counts, lengths, height * width)
     return [
         EncodedCrop(int(i), int(t), int(lft), int(b - t), int(r + 1 - lft), int(a), rle)
         for i, t, lft, b, r, a, rle in zip(
@@ -256,7 +238,7 @@ def encode_class_map(class_map: np.ndarray) -> list[ClassMask]:
     position[0::2], position[1::2] = run_starts, run_ends
     owner = np.repeat(sorted_values, 2)
     counts, lengths = _counts_from_positions(position, owner, class_ids, flat.size)
-    rles = _strings_from_concatenated(counts, lengths)
+    rles = _strings_from_concatenated(counts, lengths, flat.size)
     return [
         ClassMask(class_id=int(class_id), pixel_count=int(pixels), rle=rle)
         for class_id, pixels, rle in zip(class_ids, pixel_counts, rles, strict=True)

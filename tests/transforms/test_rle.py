@@ -100,11 +100,24 @@ def test_encode_crop_rejects_non_2d() -> None:
 
 
 def test_counts_to_string_large_and_negative_deltas() -> None:
-    # Counts whose deltas against counts[i-2] are large positive and large negative.
-    counts = [0, 5_000_000, 1, 3, 4_000_000, 2, 999_999, 1]
-    height, width = 1, sum(counts)
-    expected = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
-    assert counts_to_string(np.array(counts)) == expected["counts"].decode()
+    # Counts whose deltas against counts[i-2] are large positive and large negative;
+    # decoding the string must give back the mask the counts describe.
+    counts = np.array([0, 5_000_000, 1, 3, 4_000_000, 2, 999_999, 1])
+    mask = np.repeat(np.arange(counts.size) % 2, counts).astype(np.uint8)
+    rle = {"counts": counts_to_string(counts), "size": [mask.size, 1]}
+    np.testing.assert_array_equal(mask_utils.decode(rle)[:, 0], mask)
+
+
+def test_counts_to_string_by_hand() -> None:
+    # 5-bit groups offset by 48 ("0"); from the fourth count on, the delta to the count
+    # two places back: [3, 40, 2, 44] -> "3", 40 = 8 + 32 * 1 as "8" | 0x20 then "1",
+    # "2", 44 - 40 = 4 -> "4".
+    assert counts_to_string(np.array([3, 40, 2, 44])) == "3" + chr(48 + 8 + 32) + "124"
+
+
+def test_counts_to_strings_rejects_masks_too_large_for_pycocotools() -> None:
+    with pytest.raises(ValueError, match="uint32"):
+        counts_to_string(np.array([2**32, 1]))
 
 
 def test_counts_to_strings_matches_pycocotools_mask_by_mask() -> None:
