@@ -10,6 +10,10 @@ SEMANTIC_CLASS_WEIGHTS = (1.0, 1.0, 1.0, 1.2, 1.0, 1.5, 2.0)
 THING_CLASS_WEIGHTS = (1.0, 1.5, 2.0)
 CENTER_WEIGHT = 1.0
 OFFSET_WEIGHT = 0.1
+# Both segmentation losses average over the hardest 20% of a batch's pixels
+# (Panoptic-DeepLab's bootstrapped cross-entropy): most pixels are easy sky, road
+# and building, and a plain mean lets them drown thin objects and boundaries.
+HARD_PIXEL_FRACTION = 0.2
 
 
 def upsample(logits: tf.Tensor) -> tf.Tensor:
@@ -18,16 +22,27 @@ def upsample(logits: tf.Tensor) -> tf.Tensor:
 
 
 def weighted_cross_entropy(
-    logits: tf.Tensor, labels: tf.Tensor, weights: tuple[float, ...]
+    logits: tf.Tensor,
+    labels: tf.Tensor,
+    weights: tuple[float, ...],
+    hard_fraction: float = HARD_PIXEL_FRACTION,
 ) -> tf.Tensor:
-    """Pixel-mean weighted softmax cross-entropy.
+    """Class-weighted softmax cross-entropy, averaged over the hardest pixels.
 
     logits: float32 [B, H, W, C] at label resolution; labels: int [B, H, W].
+    hard_fraction: share of the batch's pixels (highest weighted loss first) the
+      mean is taken over; 1.0 is the plain weighted pixel mean.
     """
+    if not 0.0 < hard_fraction <= 1.0:
+        raise ValueError(f"hard_fraction must be in (0, 1], got {hard_fraction}")
     labels = tf.cast(labels, tf.int32)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     w = tf.gather(tf.constant(weights, tf.float32), labels)
-    return tf.reduce_sum(ce * w) / tf.reduce_sum(w)
+    if hard_fraction == 1.0:
+        return tf.reduce_sum(ce * w) / tf.reduce_sum(w)
+    pixel_losses = tf.reshape(ce * w, [-1])
+    k = tf.maximum(tf.cast(tf.cast(tf.size(pixel_losses), tf.float32) * hard_fraction, tf.int32), 1)
+    return tf.reduce_mean(tf.math.top_k(pixel_losses, k=k, sorted=False).values)
 
 
 def center_focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
