@@ -32,25 +32,8 @@ def counts_to_string(counts: np.ndarray) -> str:
     Returns:
       The ASCII `counts` string.
     """
-    return counts_to_strings([counts])[0]
-
-
-def counts_to_strings(runs: Sequence[np.ndarray]) -> list[str]:
-    """`counts_to_string` of many masks at once (one image's classes or instances).
-
-    Args:
-      runs: int [m_i] run lengths per mask (see `counts_to_string`).
-
-    Returns:
-      One ASCII `counts` string per mask, in order.
-    """
-    if not runs:
-        return []
-    strings: list[str] = []
-    for counts in runs:  # Masks may be of different sizes: one call each.
-        counts = np.asarray(counts, dtype=np.int64)
-        strings += _strings_from_concatenated(counts, np.array([counts.size]), int(counts.sum()))
-    return strings
+    counts = np.asarray(counts, dtype=np.int64)
+    return _strings_from_concatenated(counts, np.array([counts.size]), int(counts.sum()))[0]
 
 
 def _strings_from_concatenated(
@@ -62,8 +45,8 @@ def _strings_from_concatenated(
     The string compression (delta coding against the count two places back, then
     5-bit groups with a continuation bit, offset into printable ASCII) is
     pycocotools' own C `rleToString`, reached through `frPyObjects` on
-    uncompressed RLEs: 3x faster than the same scheme in numpy on an image's
-    ~5,000 semantic counts (docs/performance.md).
+    uncompressed RLEs (a numpy port of it cost more than finding the runs:
+    docs/performance.md, "Mask encoding").
     """
     if not len(lengths):
         return []
