@@ -45,8 +45,8 @@ def _strings_from_concatenated(
     The string compression (delta coding against the count two places back, then
     5-bit groups with a continuation bit, offset into printable ASCII) is
     pycocotools' own C `rleToString`, reached through `frPyObjects` on
-    uncompressed RLEs (a numpy port of it cost more than finding the runs:
-    docs/performance.md, "Mask encoding").
+    uncompressed RLEs (with a numpy port of it the semantic encoder took 0.41 ms
+    a 512x512 map instead of 0.16: docs/performance.md, "Mask encoding").
     """
     if not len(lengths):
         return []
