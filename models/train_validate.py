@@ -76,12 +76,6 @@ def _semantic_prediction(fn: Callable, image: tf.Tensor, height: int, width: int
     ).numpy()
 
 
-def _instance_predictions(
-    fn: Callable, image: tf.Tensor, index: int, height: int, width: int, score_threshold: float
-) -> list[Detection]:
-    return detections_from_outputs(fn(images=image), index, height, width, score_threshold)
-
-
 def detections_from_outputs(
     outputs: dict[str, tf.Tensor], index: int, height: int, width: int, score_threshold: float
 ) -> list[Detection]:
@@ -127,8 +121,8 @@ def collect(
         height, width = scene.class_map.shape
         image = model_input(scene.image)
         ground_truth.append(scene_ground_truth(scene))
-        detections += _instance_predictions(
-            instance_fn, image, position, height, width, score_threshold
+        detections += detections_from_outputs(
+            instance_fn(images=image), position, height, width, score_threshold
         )
     return ground_truth, detections
 
