@@ -43,7 +43,12 @@ STAGE_FUNCTIONS: dict[str, tuple[str, ...]] = {
     ),
     "encode (semantic mask RLE)": ("transforms.semantic:encode_class_map",),
     "encode (instance mask RLE)": ("transforms.instance:encode_instances",),
-    "join (rows per image)": ("transforms.rows:_BuildImageRows.process",),
+    "join (rows per batch)": ("transforms.rows:_BuildBatchRows.process",),
+    "spill files (Arrow IPC, written and read back)": (
+        "transforms._inference:write_spill",
+        "transforms.rows:write_spill",
+        "transforms.write:read_spill",
+    ),
     "write (Parquet)": (
         "transforms.write:_TableBuffer.add",
         "transforms.write:_TableBuffer.flush",

@@ -6,21 +6,23 @@
                                       |                 |     `-> spill files      |
                                       |                 +-> image info ------------+
                                       +-> shard summaries -------------------------+
-                                              AssembleTableRows (join per image) <-+
-                                              -> WriteTables (one file per table and shard;
-                                                 copies the spill files' rows in)
+                                  AssembleTableRows (join per batch) <-------------+
+                                      `-> spill files
+                                  -> WriteTables (one file per table and shard;
+                                     copies the spill files' rows in)
 
 Decode, both models and mask encoding fuse into one stage (no shuffle between
 them), so decoded pixels never leave the worker that decoded them. That stage
 also writes each batch's mask rows (the RLE strings, most of a run's bytes) to
-spill files under `<tables_dir>/_spill/` (transforms/spill.py), so the two
-shuffles (the per-image join and the per-file write) carry only light results
-and references to those files: Beam's in-process runners hold a shuffle's
-whole input in memory, and peak memory would otherwise grow with the image
-count. Rows of one batch are keyed by its work unit's source
-(`batch_partition_key`), so a batch's images and its spill files meet in one
-output shard. With --evaluate the join needs the RLE strings, so such runs
-don't spill: they trade memory for the per-image metrics.
+spill files under `<tables_dir>/_spill/` (transforms/spill.py), and the join,
+one element per batch and model, spills the batch's `images`, `class_counts`
+and `errors` rows the same way. So the join's shuffle carries a few light
+elements per batch and the writer's shuffle only references to files: Beam's
+in-process runners hold a shuffle's whole input in memory, and peak memory
+would otherwise grow with the image count. A batch's rows are keyed by its
+work unit's source (`batch_partition_key`), so a batch's rows and its spill
+files meet in one output shard. With --evaluate the join needs the RLE
+strings, so such runs don't spill: they trade memory for the per-image metrics.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def build_pipeline(
         semantic_enabled=config.semantic_spec is not None,
         instance_enabled=config.instance_spec is not None,
         evaluate=config.evaluate,
+        spill_dir=shared["spill_dir"],
     )
     if extra_rows:
         rows = [rows, *extra_rows] | "FlattenSkipped" >> beam.Flatten()

@@ -7,10 +7,12 @@ image so one bad image only fails itself, and records metrics; a subclass says
 only how to encode one prediction. `SegmentationTransform` wraps one such DoFn
 as the labelled step of SemanticSegmentation / InstanceSegmentation.
 
-Spilling: given a spill directory, the DoFn writes each DecodedBatch's mask
-rows (with their RLE strings) to one spill file (transforms/spill.py) in
-`process()`, yields one `SpillRef` for it, and yields the results without
-their RLE strings: the join needs only class ids, counts and boxes. It is
+Each DecodedBatch gives one `BatchResults` (one element per batch, not per
+image: see elements.BatchResults). Spilling: given a spill directory, the
+DoFn writes the batch's mask rows (with their RLE strings) to one spill file
+(transforms/spill.py) in `process()` and emits the results without their RLE
+strings, with the file's `SpillRef`: the join needs only class ids, counts
+and boxes. It is
 done in `process()`, not `finish_bundle()`, because Beam 2.77's DaskRunner
 drops what `finish_bundle` emits.
 
@@ -41,10 +43,12 @@ from models.tf_runtime import configure_threads
 from transforms.elements import (
     STAGE_ENCODE,
     STAGE_INFER,
+    BatchResults,
     DecodedBatch,
     DecodedImage,
-    SpillRef,
     StageError,
+    batch_id,
+    batch_partition_key,
 )
 from transforms.rows import Row, class_name
 from transforms.spill import write_spill
@@ -115,10 +119,11 @@ def check_task(spec: ModelSpec, task: str, transform: str) -> None:
 
 
 class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
-    """DecodedBatch -> one ResultT per image with pixels (errored images are skipped).
+    """DecodedBatch -> one BatchResults: a ResultT per image with pixels (errored images skipped).
 
-    With a spill directory, also one SpillRef per batch that has mask rows, and
-    the results carry no RLE strings (see the module docstring).
+    With a spill directory, the BatchResults also carries the SpillRef of the
+    batch's mask rows (if it has any), and the results carry no RLE strings
+    (see the module docstring).
 
     Subclasses set `metrics_namespace`, `result_type`, `spill_table` and
     `spill_schema`, and implement `_encode`, `_mask_rows` and `_without_rle`.
@@ -210,7 +215,9 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
                 class_id,
             )
 
-    def process(self, batch: DecodedBatch) -> Iterator[ResultT | SpillRef]:
+    def process(self, batch: DecodedBatch) -> Iterator[BatchResults]:
+        if not batch:
+            return
         images = [d for d in batch if d.error is None and d.pixels is not None]
         results = [
             self._result(image, outcome)
@@ -218,17 +225,24 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
             for image, outcome in zip(chunk, self._infer(chunk), strict=True)
         ]
         if self._spill_dir is None:
-            yield from results
+            yield BatchResults(batch_id(batch), tuple(results))
             return
         rows = [
             row for result in results if result.error is None for row in self._mask_rows(result)
         ]
+        spill = None
         if rows:
             # A failure to write is infrastructure, not data: it fails (and retries) the bundle.
-            yield write_spill(self._spill_dir, self.spill_table, self.spill_schema, batch, rows)
+            spill = write_spill(
+                self._spill_dir,
+                self.spill_table,
+                self.spill_schema,
+                batch_id(batch),
+                batch_partition_key(batch),
+                rows,
+            )
             self._rows_spilled.inc(len(rows))
-        for result in results:
-            yield self._without_rle(result)
+        yield BatchResults(batch_id(batch), tuple(map(self._without_rle, results)), spill)
 
     def _result(self, image: DecodedImage, outcome: PredictionT | StageError) -> ResultT:
         if isinstance(outcome, StageError):
@@ -272,7 +286,7 @@ class InferenceDoFn(beam.DoFn, Generic[PredictionT, PayloadT, ResultT]):
 
 
 class SegmentationTransform(beam.PTransform):
-    """PCollection[DecodedBatch] -> the DoFn's results (and SpillRefs), in one labelled step."""
+    """PCollection[DecodedBatch] -> PCollection[BatchResults], in one labelled step."""
 
     def __init__(self, do_fn: InferenceDoFn) -> None:
         super().__init__()

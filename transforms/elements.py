@@ -156,15 +156,22 @@ EncodedBatch = tuple[EncodedImage, ...]
 DecodedBatch = tuple[DecodedImage, ...]
 
 
+def batch_id(batch: DecodedBatch) -> str:
+    """Names a batch in the per-batch join and its spill files: its first record's image id.
+
+    Image ids are unique in a run and each record is in exactly one batch.
+    """
+    return batch[0].ref.image_id
+
+
 def batch_partition_key(batch: DecodedBatch) -> str:
     """The output-shard key of every row that comes from `batch`: its work unit's source.
 
     A batch holds records of one work unit, so this is the same for all of
     them (a TFRecord shard's URI; the first file of an image-file unit). The
-    light rows of a batch's images (joined per image) and the batch's spilled
-    mask rows (one file per batch) both carry it, so they land in the same
-    output file, where the writer keeps only the mask rows of images that got
-    an `images` row.
+    rows the join builds for a batch and the mask rows the models spilled for
+    it both carry it, so they land in the same output file, where the writer
+    keeps only the mask rows of images that got an `images` row.
     """
     return batch[0].ref.source
 
@@ -215,7 +222,7 @@ class InstanceResult(NamedTuple):
 
 
 class ImageInfo(NamedTuple):
-    """What the decode stage learned about one record: the join's anchor.
+    """What the decode stage learned about one record (its batch's `BatchImages` holds it).
 
     Exactly one ImageInfo exists per record read, so the join emits exactly one
     `images` or `errors` row per record.
@@ -229,8 +236,14 @@ class ImageInfo(NamedTuple):
     content_sha256: str
     error: StageError | None = None
     ground_truth: GroundTruth | None = None  # Still PNG-encoded: cheap to move to the join.
-    # batch_partition_key of the record's batch: its rows' output shard ("": by image_id).
-    partition_key: str = ""
+
+
+class BatchImages(NamedTuple):
+    """The decode stage's `ImageInfo`s of one batch: the anchor of the per-batch join."""
+
+    batch_id: str  # batch_id() of the batch.
+    partition_key: str  # batch_partition_key() of the batch: its rows' output shard.
+    images: tuple[ImageInfo, ...]  # One per record of the batch, in batch order.
 
 
 class SpillRef(NamedTuple):
@@ -248,3 +261,31 @@ class SpillRef(NamedTuple):
     path: str  # Local path or FileSystems URL, under the run's staging directory.
     num_rows: int
     partition_key: str  # batch_partition_key of the batch.
+
+
+class BatchResults(NamedTuple):
+    """One model's results for one DecodedBatch: what a segmentation transform emits.
+
+    One element per batch rather than per image, so the join groups (and an
+    in-process runner holds) a few elements per batch instead of several per image.
+    """
+
+    batch_id: str  # batch_id() of the batch.
+    # One SemanticResult or InstanceResult per image that had pixels, in batch order.
+    results: tuple[SemanticResult, ...] | tuple[InstanceResult, ...]
+    # The batch's spilled mask rows (None: nothing spilled, or results keep their RLE).
+    spill: SpillRef | None = None
+
+
+class JoinInputRef(NamedTuple):
+    """A join input (BatchImages or BatchResults) spilled to a file (transforms/spill.py).
+
+    With a spill directory, this is all that crosses the join's shuffle: the
+    DirectRunner's multi-threaded mode moves shuffle data over in-process gRPC
+    and holds many times its size in memory, so even the light per-image
+    results made peak memory grow with the run.
+    """
+
+    tag: str  # Which input: "images", "semantic" or "instance".
+    batch_id: str
+    path: str

@@ -1,4 +1,4 @@
-"""InstanceSegmentation: decoded image batches -> per-image instances, COCO RLE encoded."""
+"""InstanceSegmentation: decoded image batches -> each image's instances, COCO RLE encoded."""
 
 from __future__ import annotations
 
@@ -84,19 +84,20 @@ class _InstanceDoFn(InferenceDoFn[InstancePrediction, tuple[Instance, ...], Inst
 
 
 class InstanceSegmentation(SegmentationTransform):
-    """PCollection[DecodedBatch] -> PCollection[InstanceResult].
+    """PCollection[DecodedBatch] -> PCollection[BatchResults] of InstanceResults.
 
-    One InstanceResult per image that has pixels (images already carrying an
-    error are skipped: the join reports them). Instances are in descending
-    score order, with label-map class ids, a bbox from the mask's extent, the
-    mask's pixel count as area and its full-image COCO RLE. Detections whose
-    mask is empty after thresholding are dropped (counted in
-    empty_masks_dropped). A failed inference or encoding yields a result with
-    `error` set (stage "infer" or "encode") and no instances.
+    One BatchResults per batch, holding an InstanceResult per image that has
+    pixels (images already carrying an error are skipped: the join reports
+    them). Instances are in descending score order, with label-map class
+    ids, a bbox from the mask's extent, the mask's pixel count as area and
+    its full-image COCO RLE. Detections whose mask is empty after thresholding
+    are dropped (counted in empty_masks_dropped). A failed inference or
+    encoding yields a result with `error` set (stage "infer" or "encode") and
+    no instances.
 
     With `spill_dir`, each batch's `instances` rows are written to a spill file
-    (transforms/spill.py), one `SpillRef` per batch with rows joins the output,
-    and the results' Instances carry `rle=None`.
+    (transforms/spill.py) whose `SpillRef` the BatchResults carries, and the
+    results' Instances carry `rle=None`.
 
     Metrics (namespace "segbeam.instance"): counters images_inferred,
     instances_detected, empty_masks_dropped, infer_errors, encode_errors,

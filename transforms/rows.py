@@ -1,15 +1,26 @@
-"""Joins each record's decode info and model results into table rows.
+"""Joins each batch's decode info and model results into table rows.
 
 `AssembleTableRows` is where the ledger's "exactly one of images or errors"
-is enforced: the results of every stage are grouped by `image_id`, and each
-group yields either one `images` row (with its masks, counts and instances) or
-one `errors` row, never both and never neither.
+is enforced: the decode stage's `BatchImages` and each model's `BatchResults`
+are grouped by batch, and each record of the batch yields either one `images`
+row (with its masks, counts and instances) or one `errors` row, never both
+and never neither.
+
+The join is per batch, not per image, and with a spill directory nothing per
+image crosses a shuffle: Beam's in-process runners hold each shuffle's whole
+input in memory (the DirectRunner's multi-threaded mode, over in-process gRPC,
+many times its encoded size), so per-image data in the join's shuffle or rows
+in the writer's make peak memory grow with the run's size. With a spill
+directory each join input (a batch's `BatchImages`, each model's
+`BatchResults`) is written to a file and only a `JoinInputRef` is grouped,
+and the batch's rows are spilled per table, leaving only `SpillRef`s for the
+writer's shuffle.
 
 Mask rows (`semantic_masks`, `instances`: everything with an RLE) are built
 here only for results that still carry their RLE (runs with --evaluate, and
 tests). Otherwise the inference stage has already written them to spill files
-(transforms/spill.py), and their `SpillRef`s pass through to the writer as
-TableRows with no rows, keyed like the rows of the batch's images.
+(transforms/spill.py), and their `SpillRef`s pass on to the writer in the
+batch's TableRows.
 """
 
 from __future__ import annotations
@@ -21,25 +32,35 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipeline import schemas
 from transforms.elements import (
     STAGE_DECODE,
     STAGE_INFER,
+    BatchImages,
+    BatchResults,
     ClassMask,
     DecodedBatch,
     ImageInfo,
     ImageRef,
     Instance,
     InstanceResult,
+    JoinInputRef,
     SemanticResult,
     ShardSummary,
     SpillRef,
     StageError,
+    batch_id,
     batch_partition_key,
 )
 from transforms.image_metrics import evaluate_image, metric_rows
+from transforms.spill import read_join_input, write_join_input, write_spill
 
 Row = dict[str, Any]
 _NAMESPACE = "segbeam"
+# Tags of the join's inputs: which transform a grouped value came from.
+_IMAGES = "images"
+_SEMANTIC = "semantic"
+_INSTANCE = "instance"
 
 
 class TableRows(NamedTuple):
@@ -110,10 +131,13 @@ def instance_rows(
     ]
 
 
-def _image_infos(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[tuple[str, ImageInfo]]:
-    partition_key = batch_partition_key(batch) if batch else ""
-    for image in batch:
-        info = ImageInfo(
+def _batch_images(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[BatchImages]:
+    """A batch's ImageInfos: the join's anchor."""
+    if not batch:
+        return
+    partition_key = batch_partition_key(batch)
+    infos = tuple(
+        ImageInfo(
             ref=image.ref,
             width=image.width,
             height=image.height,
@@ -123,9 +147,19 @@ def _image_infos(batch: DecodedBatch, keep_ground_truth: bool) -> Iterator[tuple
             error=image.error,
             # Ground truth travels to the join only when it will be used.
             ground_truth=image.ground_truth if keep_ground_truth else None,
-            partition_key=partition_key,
         )
-        yield image.ref.image_id, info
+        for image in batch
+    )
+    yield BatchImages(batch_id(batch), partition_key, infos)
+
+
+def _keyed_join_input(
+    value: BatchImages | BatchResults, tag: str, spill_dir: str | None
+) -> tuple[str, tuple[str, BatchImages | BatchResults | JoinInputRef]]:
+    """A join input keyed by batch and tagged with its source; spilled if `spill_dir`."""
+    if spill_dir is not None:
+        return value.batch_id, (tag, write_join_input(spill_dir, tag, value))
+    return value.batch_id, (tag, value)
 
 
 def _error_row(ref: ImageRef, error: StageError) -> Row:
@@ -149,8 +183,14 @@ def _shard_rows(summary: ShardSummary) -> TableRows:
     return TableRows(partition_key=summary.source, tables={"shards": [row]})
 
 
-class _BuildImageRows(beam.DoFn):
-    """(image_id, [ImageInfo, SemanticResult?, InstanceResult?]) -> one TableRows."""
+class _BuildBatchRows(beam.DoFn):
+    """(batch_id, [("images", BatchImages), (model, BatchResults)...]) -> one TableRows.
+
+    Every record of the batch gets exactly one `images` or `errors` row. With
+    a spill directory the rows go to spill files (one per table with rows) and
+    the TableRows carries only references; without, it carries the rows.
+    Either way it also carries the models' spill references.
+    """
 
     def __init__(
         self,
@@ -158,33 +198,53 @@ class _BuildImageRows(beam.DoFn):
         semantic_enabled: bool,
         instance_enabled: bool,
         evaluate: bool,
+        spill_dir: str | None,
     ) -> None:
         self._class_names = dict(class_names)
         self._semantic_enabled = semantic_enabled
         self._instance_enabled = instance_enabled
         self._evaluate = evaluate
+        self._spill_dir = spill_dir
         self._images_ok = Metrics.counter(_NAMESPACE, "images_written")
         self._images_failed = Metrics.counter(_NAMESPACE, "images_failed")
 
-    def process(self, element: tuple[str, Iterable[object]]) -> Iterator[TableRows]:
-        image_id, values = element
-        infos, semantic, instance = _split_results(image_id, list(values))
-        if len(infos) != 1:
-            # Exactly one ImageInfo exists per record read; anything else means the
-            # runner lost or duplicated data, which must fail the run, not skew the tables.
-            raise RuntimeError(
-                f"Image {image_id} reached the join with {len(infos)} decode records and "
-                f"{len(semantic)} + {len(instance)} model results: the runner lost or duplicated "
-                "data. Rerun; if it persists, report the runner and this message."
+    def process(self, element: tuple[str, Iterable[tuple[str, object]]]) -> Iterator[TableRows]:
+        key, values = element
+        batch, semantic, instance, spills = _split_batch(key, values)
+        tables: dict[str, list[Row]] = {}
+        for info in batch.images:
+            image_id = info.ref.image_id
+            image_tables = self._image_rows(
+                info, semantic.get(image_id, []), instance.get(image_id, [])
             )
-        info = infos[0]
-        key = info.partition_key or image_id
+            for table, rows in image_tables.items():
+                tables.setdefault(table, []).extend(rows)
+        partition_key = batch.partition_key or batch.batch_id
+        if self._spill_dir is None:
+            yield TableRows(partition_key, tables, spills)
+            return
+        # A failure to write is infrastructure, not data: it fails (and retries) the bundle.
+        refs = tuple(
+            write_spill(
+                self._spill_dir,
+                table,
+                schemas.ALL_TABLES[table],
+                batch.batch_id,
+                partition_key,
+                rows,
+            )
+            for table, rows in sorted(tables.items())
+            if rows
+        )
+        yield TableRows(partition_key, {}, spills + refs)
+
+    def _image_rows(
+        self, info: ImageInfo, semantic: list[SemanticResult], instance: list[InstanceResult]
+    ) -> dict[str, list[Row]]:
+        """One record's rows: its `images` row and the rest, or one `errors` row."""
         error = self._first_error(info, semantic, instance)
         if error is not None:
-            self._images_failed.inc()
-            Metrics.counter(_NAMESPACE, f"errors_{error.stage}").inc()
-            yield TableRows(key, {"errors": [_error_row(info.ref, error)]})
-            return
+            return self._failed(info, error)
         semantic_result = semantic[0] if semantic else None
         instance_result = instance[0] if instance else None
         rows = self._rows(info, semantic_result, instance_result)
@@ -194,11 +254,14 @@ class _BuildImageRows(beam.DoFn):
             except (ValueError, OSError) as e:
                 # Unreadable or mis-sized ground truth makes the record bad, like a bad image.
                 error = StageError(STAGE_DECODE, "InvalidGroundTruth", f"{type(e).__name__}: {e}")
-                self._images_failed.inc()
-                yield TableRows(key, {"errors": [_error_row(info.ref, error)]})
-                return
+                return self._failed(info, error)
         self._images_ok.inc()
-        yield TableRows(key, rows)
+        return rows
+
+    def _failed(self, info: ImageInfo, error: StageError) -> dict[str, list[Row]]:
+        self._images_failed.inc()
+        Metrics.counter(_NAMESPACE, f"errors_{error.stage}").inc()
+        return {"errors": [_error_row(info.ref, error)]}
 
     def _evaluation_rows(
         self, info: ImageInfo, semantic: SemanticResult | None, instance: InstanceResult | None
@@ -305,47 +368,59 @@ class _BuildImageRows(beam.DoFn):
         ]
 
 
-def _keyed_result(
-    item: SemanticResult | InstanceResult | SpillRef,
-) -> Iterator[tuple[str, SemanticResult | InstanceResult]]:
-    """A model result keyed by image for the join; spill references skip the join."""
-    if not isinstance(item, SpillRef):
-        yield item.image_id, item
+def _split_batch(
+    key: str, values: Iterable[tuple[str, object]]
+) -> tuple[
+    BatchImages,
+    dict[str, list[SemanticResult]],
+    dict[str, list[InstanceResult]],
+    tuple[SpillRef, ...],
+]:
+    """A batch's group: its BatchImages, each model's results by image id, the models' spills.
 
+    Spilled inputs (JoinInputRef) are read back from their files first.
 
-def _spill_rows(item: SemanticResult | InstanceResult | SpillRef) -> Iterator[TableRows]:
-    """A spill reference, as rows-less TableRows keyed like its batch's image rows."""
-    if isinstance(item, SpillRef):
-        yield TableRows(item.partition_key, {}, (item,))
-
-
-def _split_results(
-    image_id: str, values: list[object]
-) -> tuple[list[ImageInfo], list[SemanticResult], list[InstanceResult]]:
-    infos = [v for v in values if isinstance(v, ImageInfo)]
-    semantic = [v for v in values if isinstance(v, SemanticResult)]
-    instance = [v for v in values if isinstance(v, InstanceResult)]
-    if len(infos) + len(semantic) + len(instance) != len(values):
-        unknown = {type(v).__name__ for v in values} - {
-            "ImageInfo",
-            "SemanticResult",
-            "InstanceResult",
-        }
-        raise TypeError(f"Unexpected element types in the join for {image_id}: {sorted(unknown)}")
-    return infos, semantic, instance
+    Raises:
+      RuntimeError: the group has no BatchImages or more than one (the runner
+        lost or duplicated data: that must fail the run, not skew the tables).
+    """
+    batches: list[BatchImages] = []
+    by_model: dict[str, dict[str, list]] = {_SEMANTIC: {}, _INSTANCE: {}}
+    spills: list[SpillRef] = []
+    for tag, item in values:
+        value = read_join_input(item) if isinstance(item, JoinInputRef) else item
+        if tag == _IMAGES:
+            batches.append(value)
+            continue
+        if tag not in by_model:
+            raise TypeError(f"Unexpected input {tag!r} in the join of batch {key}.")
+        for result in value.results:
+            by_model[tag].setdefault(result.image_id, []).append(result)
+        if value.spill is not None:
+            spills.append(value.spill)
+    if len(batches) != 1:
+        raise RuntimeError(
+            f"Batch {key} reached the join with {len(batches)} decode records: the runner "
+            "lost or duplicated data. Rerun; if it persists, report the runner and this message."
+        )
+    # By path: a runner that delivers a bundle's output twice must not duplicate rows.
+    unique_spills = tuple({spill.path: spill for spill in spills}.values())
+    return batches[0], by_model[_SEMANTIC], by_model[_INSTANCE], unique_spills
 
 
 class AssembleTableRows(beam.PTransform):
-    """Joins decode info and model results per image into rows for every table.
+    """Joins decode info and model results per batch into rows for every table.
 
     Input: a dict of PCollections: "decoded" (DecodedBatch, required),
-    "summaries" (ShardSummary, required), "semantic" (SemanticResult) and
-    "instance" (InstanceResult), each present only when that model is enabled.
-    The model inputs may also hold `SpillRef`s (segmentation transforms given a
-    spill directory): each becomes a TableRows with no rows that carries it to
-    the writer, and results whose masks were spilled (rle None) give no mask rows here.
-    Output: PCollection[TableRows], keyed by the record's batch_partition_key
-    (shard rows: by their file). With `evaluate`, records carrying ground truth
+    "summaries" (ShardSummary, required), "semantic" and "instance"
+    (BatchResults of SemanticResults / InstanceResults), each present only
+    when that model is enabled. Results whose masks were spilled (rle None)
+    give no mask rows here; their BatchResults' SpillRefs pass on to the writer.
+    Output: PCollection[TableRows], one per batch keyed by its
+    batch_partition_key, plus one per ShardSummary keyed by its file. With
+    `spill_dir`, the join's inputs cross its shuffle as JoinInputRefs to files,
+    and a batch's TableRows carries no rows, only SpillRefs (its own rows are
+    spilled per table). With `evaluate`, records carrying ground truth
     also get `metrics` and `ground_truth` rows (see transforms/image_metrics.py),
     which needs the RLE strings: evaluate runs don't spill.
     """
@@ -356,14 +431,22 @@ class AssembleTableRows(beam.PTransform):
         semantic_enabled: bool,
         instance_enabled: bool,
         evaluate: bool = False,
+        spill_dir: str | None = None,
     ) -> None:
+        """`spill_dir`: where to spill the join's inputs and each batch's rows (None: no spill)."""
         super().__init__()
         if not (semantic_enabled or instance_enabled):
             raise ValueError("AssembleTableRows needs at least one enabled model.")
+        if evaluate and spill_dir is not None:
+            raise ValueError(
+                "AssembleTableRows cannot spill with evaluate: evaluation needs the RLE strings "
+                "at the join. Pass spill_dir=None."
+            )
         self._class_names = dict(class_names)
         self._semantic_enabled = semantic_enabled
         self._instance_enabled = instance_enabled
         self._evaluate = evaluate
+        self._spill_dir = spill_dir
 
     def expand(self, inputs: Mapping[str, beam.PCollection]) -> beam.PCollection:
         expected = {"decoded", "summaries"}
@@ -373,25 +456,31 @@ class AssembleTableRows(beam.PTransform):
             raise ValueError(
                 f"AssembleTableRows takes inputs {sorted(expected)}, got {sorted(inputs)}."
             )
-        keyed = [inputs["decoded"] | "KeyImageInfos" >> beam.FlatMap(_image_infos, self._evaluate)]
-        spill_rows = []
-        for name, label in (("semantic", "Semantic"), ("instance", "Instance")):
+        spill_dir = self._spill_dir
+        keyed = [
+            inputs["decoded"]
+            | "BatchImages" >> beam.FlatMap(_batch_images, self._evaluate)
+            | "KeyBatchImages" >> beam.Map(_keyed_join_input, _IMAGES, spill_dir)
+        ]
+        for name, label in ((_SEMANTIC, "Semantic"), (_INSTANCE, "Instance")):
             if name in inputs:
-                keyed.append(inputs[name] | f"Key{label}" >> beam.FlatMap(_keyed_result))
-                spill_rows.append(inputs[name] | f"{label}Spills" >> beam.FlatMap(_spill_rows))
-        image_rows = (
+                keyed.append(
+                    inputs[name] | f"Key{label}" >> beam.Map(_keyed_join_input, name, spill_dir)
+                )
+        batch_rows = (
             keyed
             | "FlattenResults" >> beam.Flatten()
-            | "GroupByImage" >> beam.GroupByKey()
-            | "BuildImageRows"
+            | "GroupByBatch" >> beam.GroupByKey()
+            | "BuildBatchRows"
             >> beam.ParDo(
-                _BuildImageRows(
+                _BuildBatchRows(
                     self._class_names,
                     self._semantic_enabled,
                     self._instance_enabled,
                     self._evaluate,
+                    self._spill_dir,
                 )
             )
         )
         shard_rows = inputs["summaries"] | "BuildShardRows" >> beam.Map(_shard_rows)
-        return (image_rows, shard_rows, *spill_rows) | "FlattenRows" >> beam.Flatten()
+        return (batch_rows, shard_rows) | "FlattenRows" >> beam.Flatten()

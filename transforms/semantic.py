@@ -1,4 +1,4 @@
-"""SemanticSegmentation: decoded image batches -> per-image class masks, COCO RLE encoded."""
+"""SemanticSegmentation: decoded image batches -> each image's class masks, COCO RLE encoded."""
 
 from __future__ import annotations
 
@@ -43,16 +43,17 @@ class _SemanticDoFn(InferenceDoFn[np.ndarray, tuple[ClassMask, ...], SemanticRes
 
 
 class SemanticSegmentation(SegmentationTransform):
-    """PCollection[DecodedBatch] -> PCollection[SemanticResult].
+    """PCollection[DecodedBatch] -> PCollection[BatchResults] of SemanticResults.
 
-    One SemanticResult per image that has pixels (images already carrying an
-    error are skipped: the join reports them). Class ids are label-map ids.
+    One BatchResults per batch, holding a SemanticResult per image that has
+    pixels (images already carrying an error are skipped: the join reports
+    them). Class ids are label-map ids.
     A failed inference or encoding yields a result with `error` set (stage
     "infer" or "encode") and no classes.
 
     With `spill_dir`, each batch's `semantic_masks` rows are written to a spill
-    file (transforms/spill.py), one `SpillRef` per batch with rows joins the
-    output, and the results' ClassMasks carry `rle=None`.
+    file (transforms/spill.py) whose `SpillRef` the BatchResults carries, and
+    the results' ClassMasks carry `rle=None`.
 
     Metrics (namespace "segbeam.semantic"): counters images_inferred,
     infer_errors, encode_errors, unlabeled_predictions (class masks whose id the

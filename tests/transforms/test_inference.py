@@ -26,7 +26,7 @@ def _run_semantic(spec: ModelSpec) -> None:
         pipeline
         | beam.Create([(decoded("a", pixels), decoded("b", pixels))])
         | SemanticSegmentation(spec, batch_size=2)
-        | beam.Map(lambda r: (r.image_id, r.error is None))
+        | beam.FlatMap(lambda batch: [(r.image_id, r.error is None) for r in batch.results])
     )
     assert_that(results, equal_to([("a", True), ("b", True)]))
     pipeline.run().wait_until_finish()

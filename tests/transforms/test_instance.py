@@ -64,7 +64,12 @@ def _metric(result: beam.runners.runner.PipelineResult, name: str) -> object:
 
 def test_instance_segmentation_default_threshold(instance_spec: ModelSpec) -> None:
     pipeline = TestPipeline()
-    results = pipeline | beam.Create(_batches()) | InstanceSegmentation(instance_spec, batch_size=8)
+    results = (
+        pipeline
+        | beam.Create(_batches())
+        | InstanceSegmentation(instance_spec, batch_size=8)
+        | beam.FlatMap(lambda batch: batch.results)
+    )
     # Detection 0 only: 1 scores 0.3 < 0.5, and 2's mask is empty (dropped).
     expected = [
         InstanceResult(name, h, w, (_instance(tm.expected_box_a_mask(h, w), 0, 0.9),))
@@ -84,6 +89,7 @@ def test_instance_segmentation_threshold_override(instance_spec: ModelSpec) -> N
         pipeline
         | beam.Create(_batches())
         | InstanceSegmentation(instance_spec, batch_size=8, score_threshold=0.2)
+        | beam.FlatMap(lambda batch: batch.results)
     )
     expected = [
         InstanceResult(
@@ -122,6 +128,7 @@ def test_unlabeled_class_ids_are_kept_and_counted(
         pipeline
         | beam.Create(_batches())
         | InstanceSegmentation(labelled, batch_size=8, score_threshold=0.2)
+        | beam.FlatMap(lambda batch: batch.results)
     )
     kept = results | beam.Map(lambda result: [i.class_id for i in result.instances])
     assert_that(kept, equal_to([[0, 1]] * 3))

@@ -11,9 +11,12 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from transforms.elements import (
+    BatchImages,
+    BatchResults,
     ClassMask,
     DecodedImage,
     GroundTruth,
+    ImageInfo,
     ImageRef,
     Instance,
     InstanceResult,
@@ -21,8 +24,10 @@ from transforms.elements import (
     ShardSummary,
     SpillRef,
     StageError,
+    batch_id,
 )
-from transforms.rows import AssembleTableRows
+from transforms.rows import AssembleTableRows, _split_batch
+from transforms.spill import read_spill
 
 NAMES = {0: "sky", 5: "vehicle", 6: "pedestrian"}
 
@@ -47,21 +52,37 @@ def _collect(rows):
     return tables
 
 
-def _run(decoded_batches, semantic, instance, check, evaluate=False):
+def _batch_results(decoded_batches, items):
+    """Per-image results (and SpillRefs) as a segmentation transform emits them: per batch."""
+    out = []
+    for batch in decoded_batches:
+        ids = {image.ref.image_id for image in batch}
+        results = tuple(r for r in items if not isinstance(r, SpillRef) and r.image_id in ids)
+        spills = [
+            r for r in items if isinstance(r, SpillRef) and r.partition_key == batch[0].ref.source
+        ]
+        out.append(BatchResults(batch_id(batch), results, spills[0] if spills else None))
+    return out
+
+
+def _run(decoded_batches, semantic, instance, check, evaluate=False, spill_dir=None):
     with TestPipeline() as p:
         inputs = {
             "decoded": p | "D" >> beam.Create(decoded_batches),
             "summaries": p | "S" >> beam.Create([ShardSummary("/data/x.tfrecord", 2, 0, 10)]),
         }
         if semantic is not None:
-            inputs["semantic"] = p | "Sem" >> beam.Create(semantic)
+            inputs["semantic"] = p | "Sem" >> beam.Create(_batch_results(decoded_batches, semantic))
         if instance is not None:
-            inputs["instance"] = p | "Inst" >> beam.Create(instance)
+            inputs["instance"] = p | "Inst" >> beam.Create(
+                _batch_results(decoded_batches, instance)
+            )
         rows = inputs | AssembleTableRows(
             NAMES,
             semantic_enabled=semantic is not None,
             instance_enabled=instance is not None,
             evaluate=evaluate,
+            spill_dir=spill_dir,
         )
         assert_that(rows, lambda actual: check(_collect(actual)))
 
@@ -208,19 +229,20 @@ def test_spilled_results_give_counts_but_no_mask_rows_and_pass_their_references_
             r["class_id"]: (r["pixel_count"], r["instance_count"]) for r in tables["class_counts"]
         }
         assert counts == {0: (6, 0), 5: (2, 1)}
-        # Each reference travels alone, keyed like its batch's image rows.
+        # The references travel with their batch's image rows, keyed like them.
         keys, refs = tables["_spills"][0::2], tables["_spills"][1::2]
-        assert keys == ["/data/s.tfrecord"] * 2
-        assert sorted(ref.table for (ref,) in refs) == ["instances", "semantic_masks"]
+        assert keys == ["/data/s.tfrecord"]
+        assert sorted(ref.table for ref in refs[0]) == ["instances", "semantic_masks"]
 
     _run([(_decoded("s"),)], semantic, instance, check)
 
 
 def test_rows_are_keyed_by_their_batch_source():
-    # Two records of one TFRecord shard: all of their rows go to the same output file.
+    # Two records of one TFRecord shard: all of their rows go to the same output file,
+    # in one TableRows for the batch.
     batch = (_decoded("k1"), _decoded("k2", StageError("decode", "Truncated", "cut")))
     batch = (batch[0], batch[1]._replace(ref=ImageRef("k2", batch[0].ref.source, 4)))
-    semantic = [SemanticResult("k1", 2, 4, ())]
+    semantic = [BatchResults("k1", (SemanticResult("k1", 2, 4, ()),))]
     with TestPipeline() as p:
         inputs = {
             "decoded": p | "D" >> beam.Create([batch]),
@@ -228,18 +250,101 @@ def test_rows_are_keyed_by_their_batch_source():
             "semantic": p | "Sem" >> beam.Create(semantic),
         }
         rows = inputs | AssembleTableRows(NAMES, semantic_enabled=True, instance_enabled=False)
-        keys = rows | beam.Map(lambda r: (r.partition_key, sorted(r.tables)))
+        keys = rows | beam.Map(
+            lambda r: (
+                r.partition_key,
+                {t: [row["image_id"] for row in v] for t, v in r.tables.items()},
+            )
+        )
         assert_that(
             keys,
             lambda actual: (
-                sorted(actual)
+                actual
                 == [
                     (
                         "/data/k1.tfrecord",
-                        ["class_counts", "images", "instances", "semantic_masks"],
-                    ),
-                    ("/data/k1.tfrecord", ["errors"]),
+                        {
+                            "images": ["k1"],
+                            "semantic_masks": [],
+                            "class_counts": [],
+                            "instances": [],
+                            "errors": ["k2"],
+                        },
+                    )
                 ]
-                or pytest.fail(f"keys {sorted(actual)}")
+                or pytest.fail(f"keys {actual}")
             ),
         )
+
+
+def test_spill_dir_spills_the_batch_rows_and_passes_only_references_on(tmp_path):
+    spill_dir = str(tmp_path / "_spill")
+    batch = (_decoded("s1"), _decoded("s2"), _decoded("s3", StageError("decode", "Bad", "x")))
+    batch = tuple(d._replace(ref=d.ref._replace(source="/data/s.tfrecord")) for d in batch)
+    semantic = [
+        SemanticResult("s1", 2, 4, (ClassMask(0, 6, None), ClassMask(5, 2, None))),
+        SemanticResult("s2", 2, 4, (ClassMask(0, 8, None),)),
+        SpillRef("semantic_masks", "/spill/semantic_masks/s1.arrow", 3, "/data/s.tfrecord"),
+    ]
+    instance = [
+        InstanceResult("s1", 2, 4, (_instance(5, 0.9)._replace(rle=None),)),
+        InstanceResult("s2", 2, 4, (), StageError("infer", "ResourceExhausted", "oom")),
+    ]
+
+    def check(tables):
+        # No rows travel: only references, the models' and the join's own.
+        assert set(tables) == {"_spills", "shards"}  # Shard rows are never spilled.
+        key, refs = tables["_spills"]
+        assert key == "/data/s.tfrecord"
+        by_table = {ref.table: ref for ref in refs}
+        assert sorted(by_table) == ["class_counts", "errors", "images", "semantic_masks"]
+        assert by_table["semantic_masks"].path == "/spill/semantic_masks/s1.arrow"
+        assert {ref.partition_key for ref in refs} == {"/data/s.tfrecord"}
+        images = read_spill(by_table["images"]).to_pylist()
+        assert [(r["image_id"], r["num_instances"]) for r in images] == [("s1", 1)]
+        errors = read_spill(by_table["errors"]).to_pylist()
+        assert [(r["image_id"], r["stage"]) for r in errors] == [("s2", "infer"), ("s3", "decode")]
+        counts = read_spill(by_table["class_counts"]).to_pylist()
+        assert [(r["class_id"], r["pixel_count"], r["instance_count"]) for r in counts] == [
+            (0, 6, 0),
+            (5, 2, 1),
+        ]
+        assert by_table["images"].path == f"{spill_dir}/images/s1.arrow"
+        # The join's own inputs crossed its shuffle as files too.
+        join_inputs = tmp_path / "_spill" / "_join_inputs"
+        assert sorted(p.relative_to(join_inputs).as_posix() for p in join_inputs.rglob("*.*")) == [
+            "images/s1.json",
+            "instance/s1.json",
+            "semantic/s1.json",
+        ]
+
+    _run([batch], semantic, instance, check, spill_dir=spill_dir)
+
+
+def test_evaluate_cannot_spill():
+    with pytest.raises(ValueError, match="cannot spill with evaluate"):
+        AssembleTableRows(NAMES, True, True, evaluate=True, spill_dir="/tmp/spill")
+
+
+def test_a_batch_reaching_the_join_twice_fails_the_run():
+    images = BatchImages("b1", "/data/b.tfrecord", (_info("b1"),))
+    with pytest.raises(RuntimeError, match="lost or duplicated data"):
+        _split_batch("b1", [("images", images), ("images", images)])
+    with pytest.raises(RuntimeError, match="with 0 decode records"):
+        _split_batch("b1", [("semantic", BatchResults("b1", ()))])
+
+
+def test_a_result_delivered_twice_becomes_an_error_row_not_two_images():
+    semantic = [SemanticResult("t", 2, 4, (ClassMask(0, 8, "r"),))] * 2
+
+    def check(tables):
+        assert "images" not in tables
+        assert [(r["image_id"], r["error_type"]) for r in tables["errors"]] == [
+            ("t", "MissingResult")
+        ]
+
+    _run([(_decoded("t"),)], semantic, None, check)
+
+
+def _info(image_id):
+    return ImageInfo(ImageRef(image_id, "/data/b.tfrecord", 0), 4, 2, "f.jpg", "", "")

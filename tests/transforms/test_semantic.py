@@ -56,7 +56,14 @@ def test_semantic_segmentation(semantic_spec: ModelSpec) -> None:
         (decoded("mismatch", pixels["d"], height=99),),
     ]
     pipeline = TestPipeline()
-    results = pipeline | beam.Create(batches) | SemanticSegmentation(semantic_spec, batch_size=2)
+    per_batch = pipeline | beam.Create(batches) | SemanticSegmentation(semantic_spec, batch_size=2)
+    # One element per batch, named by its first record; nothing spilled without a spill_dir.
+    assert_that(
+        per_batch | "Batches" >> beam.Map(lambda b: (b.batch_id, len(b.results), b.spill)),
+        equal_to([("a", 3, None), ("d", 2, None), ("mismatch", 1, None)]),
+        label="OnePerBatch",
+    )
+    results = per_batch | "Results" >> beam.FlatMap(lambda b: b.results)
     good = results | "Good" >> beam.Filter(lambda r: r.error is None)
     assert_that(
         good,
@@ -134,7 +141,12 @@ def test_unlabeled_class_map_values_are_kept_and_counted(model_files: ModelFiles
     red[:2, :, 0] = 200
     images = [decoded("red", red), decoded("black", np.zeros((3, 3, 3), np.uint8))]
     pipeline = TestPipeline()
-    results = pipeline | beam.Create([tuple(images)]) | SemanticSegmentation(spec, batch_size=8)
+    results = (
+        pipeline
+        | beam.Create([tuple(images)])
+        | SemanticSegmentation(spec, batch_size=8)
+        | beam.FlatMap(lambda batch: batch.results)
+    )
     ids = results | beam.Map(lambda result: (result.image_id, [m.class_id for m in result.classes]))
     assert_that(ids, equal_to([("red", [0, 15]), ("black", [0])]))
     result = pipeline.run()

@@ -12,6 +12,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -22,16 +23,25 @@ from transforms._inference import TfThreads
 from transforms.elements import (
     STAGE_DECODE,
     STAGE_INFER,
+    BatchResults,
     InstanceResult,
+    JoinInputRef,
     ShardSummary,
     SpillRef,
     StageError,
+    batch_id,
     batch_partition_key,
 )
 from transforms.instance import InstanceSegmentation
 from transforms.rows import AssembleTableRows, TableRows, instance_rows, semantic_mask_rows
 from transforms.semantic import SemanticSegmentation, _SemanticDoFn
-from transforms.spill import read_spill, spill_path, write_spill
+from transforms.spill import (
+    read_join_input,
+    read_spill,
+    spill_path,
+    write_join_input,
+    write_spill,
+)
 from transforms.write import WriteTables
 
 # Class 4 is deliberately unlabelled: spilled rows must name it like the join does.
@@ -79,7 +89,8 @@ def test_spilled_rows_and_tables_equal_the_inline_ones(
                 "semantic": semantic,
                 "instance": instance,
             }
-            rows = inputs | f"Rows{mode}" >> AssembleTableRows(NAMES, True, True)
+            # Spilled mode spills the join's rows too: every table then comes from files.
+            rows = inputs | f"Rows{mode}" >> AssembleTableRows(NAMES, True, True, spill_dir=spill)
             _ = rows | f"Write{mode}" >> WriteTables(str(tmp_path / mode), 2)
             if spill is None:
                 inline = (semantic, instance)
@@ -88,13 +99,15 @@ def test_spilled_rows_and_tables_equal_the_inline_ones(
 
         # The spill files hold exactly the rows the join builds from inline results.
         expected = (
-            inline | "AllInline" >> beam.Flatten() | "InlineRows" >> beam.FlatMap(_inline_mask_rows)
+            inline
+            | "AllInline" >> beam.Flatten()
+            | "InlineResults" >> beam.FlatMap(lambda batch: batch.results)
+            | "InlineRows" >> beam.FlatMap(_inline_mask_rows)
         )
         spilled_all = spilled | "AllSpilled" >> beam.Flatten()
-        actual = (
-            spilled_all
-            | "Refs" >> beam.Filter(lambda item: isinstance(item, SpillRef))
-            | "ReadSpills" >> beam.FlatMap(lambda ref: _tagged(ref.table, read_spill(ref)))
+        spill_refs = spilled_all | "Refs" >> beam.FlatMap(lambda b: [b.spill] if b.spill else [])
+        actual = spill_refs | "ReadSpills" >> beam.FlatMap(
+            lambda ref: _tagged(ref.table, read_spill(ref))
         )
         matched = (
             (
@@ -107,15 +120,17 @@ def test_spilled_rows_and_tables_equal_the_inline_ones(
         assert_that(matched, _same_rows_both_sides, label="SpilledRowsMatchInline")
         # The results that go on to the join carry no RLE, and one SpillRef per
         # batch and table that has mask rows (both batches have some).
-        refs = spilled_all | "RefTables" >> beam.FlatMap(
-            lambda item: [(item.table, item.num_rows > 0)] if isinstance(item, SpillRef) else []
-        )
+        refs = spill_refs | "RefTables" >> beam.Map(lambda ref: (ref.table, ref.num_rows > 0))
         assert_that(
             refs,
             equal_to([(table, True) for table in MASK_TABLES for _ in range(2)]),
             label="OneRefPerBatchAndTable",
         )
-        rles = spilled_all | "Rles" >> beam.FlatMap(_rles)
+        rles = (
+            spilled_all
+            | "SpilledResults" >> beam.FlatMap(lambda batch: batch.results)
+            | "Rles" >> beam.FlatMap(_rles)
+        )
         assert_that(rles, equal_to([]), label="NoRleReachesTheJoin")
 
     for table in schemas.TABLES:
@@ -130,7 +145,7 @@ def test_spilled_rows_and_tables_equal_the_inline_ones(
 
 
 def _inline_mask_rows(result) -> list[tuple[str, dict]]:
-    if isinstance(result, SpillRef) or result.error is not None:
+    if result.error is not None:
         return []
     if isinstance(result, InstanceResult):
         rows = instance_rows(result.image_id, result.height, result.width, result.instances, _name)
@@ -154,8 +169,6 @@ def _same_rows_both_sides(lists: list[list[tuple[str, tuple[str, dict]]]]) -> No
 
 
 def _rles(item) -> list[str]:
-    if isinstance(item, SpillRef):
-        return []
     if isinstance(item, InstanceResult):
         return [i.rle for i in item.instances if i.rle is not None]
     return [m.rle for m in item.classes if m.rle is not None]
@@ -168,9 +181,16 @@ def test_image_failing_after_its_masks_were_spilled_is_only_an_error(
     batches = _batches()
     # The instance model fails on "b" after the semantic stage spilled its masks.
     instance = [
-        InstanceResult("a", 37, 53, ()),
-        InstanceResult("b", 64, 64, (), StageError(STAGE_INFER, "ResourceExhausted", "oom")),
-        InstanceResult("c", 30, 12, ()),
+        BatchResults(
+            "a",
+            (
+                InstanceResult("a", 37, 53, ()),
+                InstanceResult(
+                    "b", 64, 64, (), StageError(STAGE_INFER, "ResourceExhausted", "oom")
+                ),
+            ),
+        ),
+        BatchResults("c", (InstanceResult("c", 30, 12, ()),)),
     ]
     with TestPipeline() as p:
         inputs = {
@@ -181,12 +201,13 @@ def test_image_failing_after_its_masks_were_spilled_is_only_an_error(
         inputs["semantic"] = inputs["decoded"] | SemanticSegmentation(
             semantic_spec, 4, spill_dir=spill_dir, class_names=NAMES
         )
-        rows = inputs | AssembleTableRows(NAMES, True, True)
+        # The join spills too, so the writer learns the shard's images from spill files.
+        rows = inputs | AssembleTableRows(NAMES, True, True, spill_dir=spill_dir)
         _ = rows | WriteTables(str(tmp_path / "out"), 3)
 
     # "b"'s masks are in the spill file: the writer must drop them, not the spill stage.
     spill = read_spill(
-        SpillRef("semantic_masks", spill_path(spill_dir, "semantic_masks", batches[0]), 4, "")
+        SpillRef("semantic_masks", spill_path(spill_dir, "semantic_masks", "a"), 4, "")
     )
     assert "b" in spill.column("image_id").to_pylist()
     out = tmp_path / "out"
@@ -207,8 +228,8 @@ def test_rerunning_a_batch_overwrites_its_spill_file(
     batch = _batches()[0]
     fn = _SemanticDoFn(semantic_spec, 2, TfThreads(), spill_dir, NAMES)
     fn.setup()
-    first = [item for item in fn.process(batch) if isinstance(item, SpillRef)]
-    second = [item for item in fn.process(batch) if isinstance(item, SpillRef)]
+    first = [item.spill for item in fn.process(batch)]
+    second = [item.spill for item in fn.process(batch)]
     assert len(first) == 1
     assert second == first
     ref = first[0]
@@ -239,7 +260,12 @@ def test_writer_keeps_a_duplicated_reference_once(tmp_path: Path) -> None:
         for image_id in ("y", "x")
     ]
     ref = write_spill(
-        str(tmp_path / "_spill"), "semantic_masks", schemas.SEMANTIC_MASKS, batch, rows
+        str(tmp_path / "_spill"),
+        "semantic_masks",
+        schemas.SEMANTIC_MASKS,
+        batch_id(batch),
+        batch_partition_key(batch),
+        rows,
     )
     image_row = {
         "image_id": "x",
@@ -261,3 +287,17 @@ def test_writer_keeps_a_duplicated_reference_once(tmp_path: Path) -> None:
         _ = p | beam.Create(bundles) | WriteTables(str(tmp_path / "out"), 1)
     masks = pq.read_table(tmp_path / "out" / "semantic_masks").to_pylist()
     assert masks == [rows[1]]  # "x" once; "y" has no images row in the shard.
+
+
+def test_join_inputs_round_trip_and_a_file_of_another_batch_is_refused(tmp_path: Path) -> None:
+    spill_dir = str(tmp_path / "_spill")
+    results = BatchResults("b1", (InstanceResult("b1", 3, 4, ()),), None)
+    ref = write_join_input(spill_dir, "instance", results)
+    assert ref == JoinInputRef("instance", "b1", f"{spill_dir}/_join_inputs/instance/b1.json")
+    assert read_join_input(ref) == results
+    # Another run overwriting the file with its own batch must not be read as this one.
+    other = write_join_input(spill_dir, "instance", results._replace(batch_id="b2"))
+    with pytest.raises(RuntimeError, match="holds batch b2, its reference says b1"):
+        read_join_input(ref._replace(path=other.path))
+    with pytest.raises(RuntimeError, match="Cannot read spill file"):
+        read_join_input(ref._replace(path=f"{spill_dir}/missing.json"))
