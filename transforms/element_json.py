@@ -14,35 +14,23 @@ import base64
 import json
 from typing import Any
 
-from transforms.elements import (
-    BatchImages,
-    BatchResults,
-    ClassMask,
-    GroundTruth,
-    ImageInfo,
-    ImageRef,
-    Instance,
-    InstanceResult,
-    SemanticResult,
-    SpillRef,
-    StageError,
-)
+from transforms import elements
 
 # Every type a spilled join input can hold; anything else is refused on both sides.
 _TYPES: dict[str, type] = {
-    t.__name__: t
-    for t in (
-        BatchImages,
-        BatchResults,
-        ClassMask,
-        GroundTruth,
-        ImageInfo,
-        ImageRef,
-        Instance,
-        InstanceResult,
-        SemanticResult,
-        SpillRef,
-        StageError,
+    name: getattr(elements, name)
+    for name in (
+        "BatchImages",
+        "BatchResults",
+        "ClassMask",
+        "GroundTruth",
+        "ImageInfo",
+        "ImageRef",
+        "Instance",
+        "InstanceResult",
+        "SemanticResult",
+        "SpillRef",
+        "StageError",
     )
 }
 _TYPE_KEY = "__type__"
