@@ -10,9 +10,8 @@ as the labelled step of SemanticSegmentation / InstanceSegmentation.
 Each DecodedBatch gives one `BatchResults` (one element per batch, not per
 image: see elements.BatchResults). Spilling: given a spill directory, the
 DoFn writes the batch's mask rows (with their RLE strings) to one spill file
-(transforms/spill.py) in `process()` and emits the results without their RLE
-strings, with the file's `SpillRef`: the join needs only class ids, counts
-and boxes. It is
+(transforms/spill.py) and emits the results without their RLE strings, with
+the file's `SpillRef`: the join needs only class ids, counts and boxes. It is
 done in `process()`, not `finish_bundle()`, because Beam 2.77's DaskRunner
 drops what `finish_bundle` emits.
 

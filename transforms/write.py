@@ -12,8 +12,8 @@ not through the GroupByKey: once the group is read, each referenced file is
 read as Arrow, sorted, and appended; the mask tables' files (spilled by the
 models, before the join) are first filtered to the image ids that got an
 `images` row in this shard (an image that failed after its masks were spilled
-is only in `errors`). Memory per writer is then the references plus one row
-group per table, not the shard's rows.
+is only in `errors`). Tables are written one at a time, so memory per writer
+is the references plus one table's row group, not the shard's rows.
 """
 
 from __future__ import annotations
