@@ -147,15 +147,38 @@ class LoadedModel:
         }
 
 
+def class_id_dtype(spec: ModelSpec, info: SignatureInfo, output_name: str) -> tf.DType:
+    """uint8 if every label id the semantic model can produce is in [0, 255], else int32.
+
+    Known from the signature for per-class outputs (logits, probabilities: ids
+    label_offset .. label_offset + C - 1) and for a foreground probability
+    (two ids); a model that emits class ids itself ("class_map") can emit any.
+    """
+    output = info.output(output_name)
+    shape = None if output is None else output.shape
+    if spec.output_format == "foreground_probability":
+        num_ids = 2
+    elif spec.output_format in ("logits", "probabilities") and shape and shape[-1] is not None:
+        num_ids = shape[-1] if len(shape) == 4 else 1
+    else:
+        return tf.int32
+    fits = spec.label_offset >= 0 and spec.label_offset + num_ids - 1 <= np.iinfo(np.uint8).max
+    return tf.uint8 if fits else tf.int32
+
+
 class SemanticModel(LoadedModel):
-    """Semantic segmentation: each image -> int32 [H, W] label-map ids."""
+    """Semantic segmentation: each image -> [H, W] label-map ids (uint8 or int32)."""
 
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
+        output_name = check_signature(spec, backend.info).output_names[0]
         super().__init__(
             spec,
             backend,
             postprocess.make_semantic_postprocess_fn(
-                spec.output_format, spec.mask_threshold, spec.label_offset
+                spec.output_format,
+                spec.mask_threshold,
+                spec.label_offset,
+                class_id_dtype(spec, backend.info, output_name),
             ),
         )
         self._output_name = self._runner.output_names[0]
@@ -167,8 +190,10 @@ class SemanticModel(LoadedModel):
           images: uint8 [H_i, W_i, 3] RGB arrays, any sizes.
 
         Returns:
-          One int32 [H_i, W_i] class map per image, in label-map id space,
-          column-major (Fortran-contiguous: the order COCO RLE reads pixels in).
+          One [H_i, W_i] class map per image, in label-map id space, uint8 when
+          every id the model can produce fits in a byte and int32 otherwise
+          (`class_id_dtype`), column-major (Fortran-contiguous: the order COCO
+          RLE reads pixels in).
         """
         class_maps = []
         for prepared, outputs in self._runner.run(images):

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 
 from models.adapters import open_backend
-from models.adapters.base import SignatureInfo
-from models.loader import InstanceModel, SemanticModel, load_model, validate_model
+from models.adapters.base import SignatureInfo, TensorInfo
+from models.loader import (
+    InstanceModel,
+    SemanticModel,
+    class_id_dtype,
+    load_model,
+    validate_model,
+)
 from models.spec import MeanStd, ModelSpec, load_model_spec
 from tests.masks import paste_crop
 from tests.models import tiny_models as tm
@@ -70,7 +76,8 @@ def test_semantic_stretch_returns_label_ids_at_original_size(model_files: ModelF
     assert isinstance(model, SemanticModel)
     results = model.predict(_images(SIZES))
     for (height, width), class_map in zip(SIZES, results, strict=True):
-        assert class_map.dtype == np.int32
+        # 7 classes at offset 0: every id fits in a byte, so the map is uint8.
+        assert class_map.dtype == np.uint8
         np.testing.assert_array_equal(class_map, _split_expected(height, width))
 
 
@@ -395,3 +402,31 @@ def test_tflite_falls_back_to_tensorflow_without_litert(
     image[0, 0, :, 0] = 200.0
     (foreground,) = backend.run("pixels", image).values()
     np.testing.assert_allclose(foreground[0, :, :, 0], [[200 / 255] * 3, [0.0] * 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("output_format", "shape", "label_offset", "expected"),
+    [
+        ("logits", (None, 8, 8, 7), 0, "uint8"),  # ids 0..6
+        ("probabilities", (None, 8, 8, 256), 0, "uint8"),  # ids 0..255
+        ("logits", (None, 8, 8, 257), 0, "int32"),  # id 256 does not fit
+        ("logits", (None, 8, 8, 7), 249, "uint8"),  # ids 249..255
+        ("logits", (None, 8, 8, 7), 250, "int32"),  # id 256
+        ("logits", (None, 8, 8, 7), -1, "int32"),  # id -1
+        ("logits", (None, 8, 8, None), 0, "int32"),  # channels unknown
+        ("logits", None, 0, "int32"),  # rank unknown
+        ("logits", (None, 8, 8), 0, "uint8"),  # [h, w]: one channel
+        ("foreground_probability", (None, 8, 8, 1), 254, "uint8"),  # ids 254, 255
+        ("foreground_probability", (None, 8, 8, 1), 255, "int32"),  # id 256
+        ("class_map", (None, 8, 8), 0, "int32"),  # the model emits any id
+    ],
+)
+def test_class_map_dtype_is_uint8_only_when_every_id_fits_in_a_byte(
+    output_format: str, shape: tuple | None, label_offset: int, expected: str
+) -> None:
+    spec = split_semantic_spec("/m", output_format=output_format, label_offset=label_offset)
+    info = SignatureInfo(
+        inputs=(TensorInfo("images", (None, 32, 32, 3), "uint8"),),
+        outputs=(TensorInfo("logits", shape, "float32"),),
+    )
+    assert class_id_dtype(spec, info, "logits").name == expected
