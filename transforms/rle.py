@@ -76,7 +76,7 @@ def encode_crops(
     """Encodes many masks, each zero outside its crop, with one set of numpy calls.
 
     The crops are laid out column by column, each column framed by a zero
-    above and below, in one int8 buffer; a single diff finds every run start
+    above and below, in one int8 buffer; a single comparison of neighbours finds every run start
     and end of every mask at once. Per crop there is only one slice
     assignment, so an image's instances cost about as much as one of them.
 
@@ -104,7 +104,9 @@ def encode_crops(
     layout = zip(crops, starts.tolist(), sizes.tolist(), column.tolist(), strict=True)
     for crop, start, size, rows in layout:
         buffer[start : start + size].reshape(-1, rows)[:, 1:-1] = crop.T
-    edges = np.flatnonzero(np.diff(buffer)) + 1  # Padded positions where a run starts or ends.
+    # Padded positions where a run starts or ends. Compared, not np.diff'ed: numpy's
+    # nonzero is ~10x faster on a bool array than on the int8 a diff gives.
+    edges = np.flatnonzero(buffer[1:] != buffer[:-1]) + 1
     if edges.size == 0:
         return []
     owner = np.searchsorted(starts, edges, side="right") - 1

@@ -17,7 +17,7 @@ METRICS_NAMESPACE = "segbeam.semantic"
 
 
 class _SemanticDoFn(InferenceDoFn[np.ndarray, tuple[ClassMask, ...], SemanticResult]):
-    """Runs the semantic model; encodes each int32 [H, W] class map as per-class RLE."""
+    """Runs the semantic model; encodes each [H, W] class map (uint8 or int32) as per-class RLE."""
 
     metrics_namespace = METRICS_NAMESPACE
     result_type = SemanticResult
