@@ -124,16 +124,15 @@ class _BatchRunner:
 class LoadedModel:
     """A loaded model and its compiled pre/post-processing (weak-referenceable)."""
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        backend: Backend,
-        postprocess_fn: tf.types.experimental.PolymorphicFunction,
-    ) -> None:
+    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
         self.spec = spec
         self.signature: SignatureInfo = backend.info
-        self._runner = _BatchRunner(spec, backend)
-        self._postprocess = postprocess_fn
+        self._runner = _BatchRunner(spec, backend)  # Checks the signature once.
+        self._postprocess = self._make_postprocess()
+
+    def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
+        """The model's compiled post-processing (subclasses; may read `self._runner`)."""
+        raise NotImplementedError
 
     def tracing_counts(self) -> dict[str, int]:
         """How often the pre- and post-processing `tf.function`s were traced.
@@ -170,18 +169,17 @@ class SemanticModel(LoadedModel):
     """Semantic segmentation: each image -> [H, W] label-map ids (uint8 or int32)."""
 
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
-        output_name = check_signature(spec, backend.info).output_names[0]
-        super().__init__(
-            spec,
-            backend,
-            postprocess.make_semantic_postprocess_fn(
-                spec.output_format,
-                spec.mask_threshold,
-                spec.label_offset,
-                class_id_dtype(spec, backend.info, output_name),
-            ),
-        )
+        super().__init__(spec, backend)
         self._output_name = self._runner.output_names[0]
+
+    def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
+        spec = self.spec
+        return postprocess.make_semantic_postprocess_fn(
+            spec.output_format,
+            spec.mask_threshold,
+            spec.label_offset,
+            class_id_dtype(spec, self.signature, self._runner.output_names[0]),
+        )
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Segments images.
@@ -218,13 +216,10 @@ class SemanticModel(LoadedModel):
 class InstanceModel(LoadedModel):
     """Instance segmentation: each image -> InstancePrediction."""
 
-    def __init__(self, spec: ModelSpec, backend: Backend) -> None:
-        super().__init__(
-            spec,
-            backend,
-            postprocess.make_instance_postprocess_fn(
-                spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
-            ),
+    def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
+        spec = self.spec
+        return postprocess.make_instance_postprocess_fn(
+            spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
         )
 
     def _detections(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

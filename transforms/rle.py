@@ -76,9 +76,10 @@ def encode_crops(
     """Encodes many masks, each zero outside its crop, with one set of numpy calls.
 
     The crops are laid out column by column, each column framed by a zero
-    above and below, in one int8 buffer; a single comparison of neighbours finds every run start
-    and end of every mask at once. Per crop there is only one slice
-    assignment, so an image's instances cost about as much as one of them.
+    above and below, in one int8 buffer; a single comparison of neighbours
+    finds every run start and end of every mask at once. Per crop there is
+    only one slice assignment, so an image's instances cost about as much as
+    one of them.
 
     Args:
       crops: bool [h_i, w_i] masks inside their boxes.

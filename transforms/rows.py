@@ -219,7 +219,7 @@ class _BuildBatchRows(beam.DoFn):
             )
             for table, rows in image_tables.items():
                 tables.setdefault(table, []).extend(rows)
-        partition_key = batch.partition_key or batch.batch_id
+        partition_key = batch.partition_key
         if self._spill_dir is None:
             yield TableRows(partition_key, tables, spills)
             return
@@ -403,9 +403,8 @@ def _split_batch(
             f"Batch {key} reached the join with {len(batches)} decode records: the runner "
             "lost or duplicated data. Rerun; if it persists, report the runner and this message."
         )
-    # By path: a runner that delivers a bundle's output twice must not duplicate rows.
-    unique_spills = tuple({spill.path: spill for spill in spills}.values())
-    return batches[0], by_model[_SEMANTIC], by_model[_INSTANCE], unique_spills
+    # A reference delivered twice is kept once by the writer (transforms/write.py), by path.
+    return batches[0], by_model[_SEMANTIC], by_model[_INSTANCE], tuple(spills)
 
 
 class AssembleTableRows(beam.PTransform):
