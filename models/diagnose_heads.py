@@ -24,8 +24,8 @@ import tensorflow as tf
 from models.evaluate_metrics import Detection, GroundTruthImage, instance_scores
 from models.export import DEFAULT_POSTPROCESS
 from models.export_postprocess import to_detections
-from models.net_geometry import INPUT_SIZE, OUTPUT_STRIDE
-from models.networks import THING_CLASS_IDS, instance_net
+from models.net_geometry import DENSE_STRIDE, INPUT_SIZE
+from models.networks import THING_CLASS_IDS, fuse_thing_logits, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene
@@ -57,11 +57,11 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
       class_map, instance_map: uint8 [S, S] at the model input size.
 
     Returns:
-      {"thing_logits": [1, G, G, 3], "center_logits": [1, G, G, 2],
-       "offsets": [1, G, G, 2]}, float32, G = S / OUTPUT_STRIDE.
+      {"thing_logits": [1, D, D, 3], "center_logits": [1, G, G, 2],
+       "offsets": [1, D, D, 2]}, float32, G = S / OUTPUT_STRIDE, D = S / DENSE_STRIDE.
     """
     targets = instance_targets(class_map[None], instance_map[None])
-    thing = targets.thing[0, ::OUTPUT_STRIDE, ::OUTPUT_STRIDE]
+    thing = targets.thing[0, ::DENSE_STRIDE, ::DENSE_STRIDE]
     heat = np.clip(targets.heatmap, 1e-6, 1 - 1e-6)
     return {
         "thing_logits": tf.constant(np.eye(3, dtype=np.float32)[thing][None] * 20.0),
@@ -72,8 +72,9 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
 
 def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
     """AP50 (overall and per thing class id) for every variant in VARIANTS."""
-    net = instance_net(input_size=INPUT_SIZE)
-    checkpoint = tf.train.Checkpoint(net=net)
+    net, semantic = instance_net(input_size=INPUT_SIZE), semantic_net(input_size=INPUT_SIZE)
+    # The export's attribute names (models.export.InstanceModule).
+    checkpoint = tf.train.Checkpoint(net=net, semantic=semantic)
     checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()
     ground_truth: list[GroundTruthImage] = []
     detections: dict[str, list[Detection]] = {name: [] for name in VARIANTS}
@@ -82,7 +83,10 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
         scene = scene_for_index(VALIDATION_SEED, index)
         height, width = scene.class_map.shape
         _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
-        predicted = net(model_input(scene.image), training=False)
+        image = model_input(scene.image)
+        predicted = fuse_thing_logits(
+            net(image, training=False), semantic(image, training=False)["logits"]
+        )
         perfect = perfect_heads(class_map, instance_map)
         ground_truth.append(scene_ground_truth(scene))
         for name, swapped in VARIANTS.items():

@@ -3,7 +3,7 @@
 Contract (the pipeline's loader depends on it):
 
 semantic/  serving_default(images: uint8 [None, 256, 256, 3])
-  -> {"logits": float32 [B, 128, 128, 7]}; channel c is class id c.
+  -> {"logits": float32 [B, 256, 256, 7]}; channel c is class id c.
 
 instance/  serving_default(images: uint8 [None, 256, 256, 3]) -> TF2 OD-API dict:
   detection_boxes   float32 [B, 50, 4]  normalised (ymin, xmin, ymax, xmax)
@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from models.export_postprocess import PostprocessConfig, to_detections
 from models.net_geometry import INPUT_SIZE
-from models.networks import with_input_size
+from models.networks import fuse_thing_logits, with_input_size
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
 IMAGES_SPEC = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.uint8, name="images")
@@ -67,22 +67,33 @@ class SemanticModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 256, 3] -> {"logits": float32 [B, 128, 128, 7]}."""
+        """uint8 [B, 256, 256, 3] -> {"logits": float32 [B, 256, 256, 7]}."""
         return {"logits": self.net(images, training=False)["logits"]}
 
 
 class InstanceModule(tf.Module):
-    """Holds the instance network and runs grouping inside the signature."""
+    """Holds the instance network and the semantic network (whose class evidence
+    sharpens the thing segmentation, `networks.fuse_thing_logits`), and runs
+    grouping inside the signature."""
 
-    def __init__(self, net: keras.Model, config: PostprocessConfig = DEFAULT_POSTPROCESS) -> None:
+    def __init__(
+        self,
+        net: keras.Model,
+        semantic: keras.Model,
+        config: PostprocessConfig = DEFAULT_POSTPROCESS,
+    ) -> None:
         super().__init__(name="instance")
         self.net = net
+        self.semantic = semantic
         self._config = config
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """uint8 [B, 256, 256, 3] -> OD-API detection dict (see module docstring)."""
-        return to_detections(self.net(images, training=False), self._config)
+        heads = fuse_thing_logits(
+            self.net(images, training=False), self.semantic(images, training=False)["logits"]
+        )
+        return to_detections(heads, self._config)
 
 
 def _save(module: tf.Module, directory: Path) -> None:
@@ -107,7 +118,11 @@ def export_models(
             f"{out / 'labels.txt'} is missing; the exported specs reference it. "
             "Export into models/bundled or copy the label map there first."
         )
-    _save(SemanticModule(with_input_size(semantic, INPUT_SIZE)), out / "semantic")
-    _save(InstanceModule(with_input_size(instance, INPUT_SIZE), config), out / "instance")
+    fixed_semantic = with_input_size(semantic, INPUT_SIZE)
+    _save(SemanticModule(fixed_semantic), out / "semantic")
+    _save(
+        InstanceModule(with_input_size(instance, INPUT_SIZE), fixed_semantic, config),
+        out / "instance",
+    )
     for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):
         (out / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -1,14 +1,17 @@
 """Panoptic-DeepLab-style grouping in pure TF ops, ending in OD-API outputs.
 
 Everything here runs inside the exported instance model's tf.function. Inputs
-are the raw heads on the G x G output grid (cell (i, j) covers input pixels
-[2i, 2i+2) x [2j, 2j+2); G = 128 for the bundled 256x256 input). G is read from
-the heads' static shape, so the same code groups any input size.
+are the raw heads: the centre heatmaps on the G x G grid of OUTPUT_STRIDE (cell
+(i, j) covers input pixels [2i, 2i+2) x [2j, 2j+2); G = 128 for the bundled
+256x256 input), the thing segmentation and offsets on a D x D dense grid (D = 256
+there: one cell per input pixel). Both sizes are read from the heads' static
+shapes, so the same code groups any input size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -71,59 +74,102 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
     return values, y, x, thing
 
 
+class Assignment(NamedTuple):
+    """Which centre slot each cell of the D x D grid belongs to.
+
+    slot: int32 [B, D, D], slot k + 1 for slot k, 0 for none (background, or no
+      centre of the cell's class).
+    foreground: float32 [B, D, D], each cell's foreground probability.
+    cells: int64 [N, 3], (image, row, column) of every thing cell; owner: int32
+      [N], their `slot` values (the sparse form, for per-slot sums).
+    """
+
+    slot: tf.Tensor
+    foreground: tf.Tensor
+    cells: tf.Tensor
+    owner: tf.Tensor
+
+
 def assign_pixels(
-    thing_logits: tf.Tensor, offsets: tf.Tensor, centres: Centres
-) -> tuple[tf.Tensor, tf.Tensor]:
+    thing_logits: tf.Tensor, offsets: tf.Tensor, centres: Centres, stride: float
+) -> Assignment:
     """Assigns each foreground cell to the nearest same-class centre.
 
+    Only thing cells (argmax not background, typically 5-20% of an image) are
+    compared with the K centres, as an [N, K] distance matrix: a dense
+    [B, D, D, K] one would be 13 MB per image at D = 256, K = 50.
+
     Args:
-      thing_logits: float32 [B, G, G, 3] (background, vehicle, pedestrian).
-      offsets: float32 [B, G, G, 2], (dy, dx) to the centre in input pixels.
-      centres: `find_centres` output.
+      thing_logits: float32 [B, D, D, 3] (background, vehicle, pedestrian).
+      offsets: float32 [B, D, D, 2], (dy, dx) to the centre in input pixels.
+      centres: `find_centres` output (K slots).
+      stride: input pixels per cell of the D x D grid.
 
     Returns:
-      (masks float32 [B, K, G, G], soft float32 [B, K, G, G]): hard 0/1 masks and
-      the same masks weighted by each cell's foreground probability.
+      The `Assignment`; ties go to the lower slot.
     """
     peak, cy, cx, thing = centres
-    probs = tf.nn.softmax(thing_logits, axis=-1)
     label = tf.argmax(thing_logits, axis=-1, output_type=tf.int32) - 1  # -1 = background.
-    grid = tf.range(_grid_size(offsets), dtype=tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
-    vote_y = grid[None, :, None] + offsets[..., 0]  # [B, G, G]: where each cell votes.
-    vote_x = grid[None, None, :] + offsets[..., 1]
-    d2 = tf.square(vote_y[..., None] - cy[:, None, None, :]) + tf.square(
-        vote_x[..., None] - cx[:, None, None, :]
+    cells = tf.where(label >= 0)  # int64 [N, 3]: (image, row, column).
+    image = cells[:, 0]
+    position = (tf.cast(cells[:, 1:], tf.float32) + 0.5) * stride
+    vote = position + tf.gather_nd(offsets, cells)  # [N, 2]: where each cell votes.
+    d2 = tf.square(vote[:, :1] - tf.gather(cy, image)) + tf.square(
+        vote[:, 1:] - tf.gather(cx, image)
+    )  # [N, K]
+    valid = (tf.gather(peak, image) > 0) & tf.equal(
+        tf.gather(thing, image), tf.gather_nd(label, cells)[:, None]
     )
-    valid = (peak[:, None, None, :] > 0) & tf.equal(label[..., None], thing[:, None, None, :])
     nearest = tf.argmin(tf.where(valid, d2, tf.float32.max), axis=-1, output_type=tf.int32)
-    assigned = tf.cast(tf.reduce_any(valid, axis=-1), tf.float32)  # [B, G, G]
-    onehot = tf.one_hot(nearest, tf.shape(peak)[1], dtype=tf.float32) * assigned[..., None]
-    masks = tf.transpose(onehot, [0, 3, 1, 2])  # [B, K, G, G]
-    foreground = 1.0 - probs[..., 0]
-    return masks, masks * foreground[:, None, :, :]
+    owner = tf.where(tf.reduce_any(valid, axis=-1), nearest + 1, 0)
+    slot = tf.scatter_nd(cells, owner, tf.shape(label, out_type=tf.int64))
+    foreground = 1.0 - tf.nn.softmax(thing_logits, axis=-1)[..., 0]
+    return Assignment(slot, foreground, cells, owner)
 
 
-def boxes_from_masks(masks: tf.Tensor) -> tf.Tensor:
-    """Tight boxes of 0/1 masks [B, K, G, G].
+class SlotStats(NamedTuple):
+    """Per-slot sums over the cells `assign_pixels` gave each slot.
 
-    Returns:
-      float32 [B, K, 4] normalised (ymin, xmin, ymax, xmax) in continuous
-      coordinates (cell i spans [i, i+1) / G); all zeros for empty masks.
+    area: float32 [B, K] cell count; foreground: float32 [B, K] summed foreground
+    probability; boxes: float32 [B, K, 4] tight normalised (ymin, xmin, ymax, xmax)
+    in continuous coordinates (cell i spans [i, i+1) / D), all zeros for empty slots.
     """
-    size = float(masks.shape[-1])
-    rows = tf.reduce_max(masks, axis=3)  # [B, K, G]
-    cols = tf.reduce_max(masks, axis=2)
-    idx = tf.range(size, dtype=tf.float32)
 
-    def extent(hit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        lo = tf.reduce_min(tf.where(hit > 0, idx, 2.0 * size), axis=-1)
-        hi = tf.reduce_max(tf.where(hit > 0, idx, -1.0), axis=-1) + 1.0
-        return lo, hi
+    area: tf.Tensor
+    foreground: tf.Tensor
+    boxes: tf.Tensor
 
-    y0, y1 = extent(rows)
-    x0, x1 = extent(cols)
-    present = tf.reduce_max(rows, axis=-1) > 0
-    return tf.where(present[..., None], tf.stack([y0, x0, y1, x1], axis=-1) / size, 0.0)
+
+def slot_stats(assignment: Assignment, num_slots: int) -> SlotStats:
+    """Areas, foreground sums and boxes of every slot, by segment reductions over
+    the thing cells only.
+
+    Args:
+      assignment: `assign_pixels` output.
+      num_slots: K.
+    """
+    cells, owner = assignment.cells, assignment.owner
+    b, size = tf.shape(assignment.slot)[0], _grid_size(assignment.slot[..., None])
+    # Segment image * (K + 1) + owner; segment 0 of each image collects unowned cells.
+    segments = tf.cast(cells[:, 0], tf.int32) * (num_slots + 1) + owner
+    count = b * (num_slots + 1)
+
+    def per_slot(values: tf.Tensor, reduce: object) -> tf.Tensor:
+        return tf.reshape(reduce(values, segments, count), [b, num_slots + 1])[:, 1:]
+
+    rows, cols = tf.cast(cells[:, 1], tf.float32), tf.cast(cells[:, 2], tf.float32)
+    area = per_slot(tf.ones_like(rows), tf.math.unsorted_segment_sum)
+    y0 = per_slot(rows, tf.math.unsorted_segment_min)
+    x0 = per_slot(cols, tf.math.unsorted_segment_min)
+    y1 = per_slot(rows, tf.math.unsorted_segment_max) + 1.0
+    x1 = per_slot(cols, tf.math.unsorted_segment_max) + 1.0
+    boxes = tf.stack([y0, x0, y1, x1], axis=-1) / float(size)
+    foreground = tf.gather_nd(assignment.foreground, cells)
+    return SlotStats(
+        area=area,
+        foreground=per_slot(foreground, tf.math.unsorted_segment_sum),
+        boxes=tf.where((area > 0)[..., None], boxes, 0.0),
+    )
 
 
 def pad_boxes(boxes: tf.Tensor, grid: int, cells: float = 0.5) -> tf.Tensor:
@@ -139,52 +185,77 @@ def pad_boxes(boxes: tf.Tensor, grid: int, cells: float = 0.5) -> tf.Tensor:
     return tf.where(present, grown, 0.0)
 
 
-def box_masks(soft: tf.Tensor, boxes: tf.Tensor, mask_size: int) -> tf.Tensor:
-    """Resamples full-grid masks into their boxes, as OD-API Mask R-CNN emits them.
+def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Tensor:
+    """Resamples each slot's mask into its box, as OD-API Mask R-CNN emits them.
 
     OD-API's `reframe_box_masks_to_image_masks` (crop_and_resize's inverse)
     puts box-mask row r at image position ymin + r / (M - 1) * (ymax - ymin);
     sampling the grid at exactly those positions makes the round trip lossless
-    up to interpolation.
+    up to interpolation. Each sample is the bilinear interpolation of slot k's
+    soft mask (foreground probability on its cells, 0 elsewhere and outside the
+    grid), gathered from the four cells around it: the slot map is read, never a
+    [B, K, D, D] stack of masks.
 
     Args:
-      soft: float32 [B, K, G, G] mask probabilities.
-      boxes: float32 [B, K, 4] normalised (ymin, xmin, ymax, xmax).
+      assignment: `assign_pixels` output.
+      boxes: float32 [B, K, 4] normalised (ymin, xmin, ymax, xmax), box k of slot k.
 
     Returns:
       float32 [B, K, M, M] in [0, 1].
     """
-    b, k, grid = tf.shape(soft)[0], tf.shape(soft)[1], soft.shape[-1]
-    images = tf.reshape(soft, [-1, grid, grid, 1])
-    size = float(grid)
-    # Continuous position u in [0, 1] is cell-centre index u * G - 0.5, which
-    # crop_and_resize addresses as (u * G - 0.5) / (G - 1).
-    crop_boxes = (tf.reshape(boxes, [-1, 4]) * size - 0.5) / (size - 1.0)
-    crops = tf.image.crop_and_resize(
-        images, crop_boxes, tf.range(b * k), [mask_size, mask_size], method="bilinear"
-    )
-    return tf.clip_by_value(tf.reshape(crops, [b, k, mask_size, mask_size]), 0.0, 1.0)
+    slot = assignment.slot
+    b, k, size = tf.shape(boxes)[0], boxes.shape[1], _grid_size(slot[..., None])
+    steps = tf.range(mask_size, dtype=tf.float32) / (mask_size - 1)
+
+    def positions(lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
+        # Continuous u in [0, 1] -> cell-centre index u * D - 0.5; [B, K, M].
+        return (lo[..., None] + steps * (hi - lo)[..., None]) * size - 0.5
+
+    y, x = positions(boxes[..., 0], boxes[..., 2]), positions(boxes[..., 1], boxes[..., 3])
+    y0, x0 = tf.floor(y), tf.floor(x)
+    # (slot, foreground) pairs, so one gather per neighbour fetches both.
+    pairs = tf.reshape(tf.stack([tf.cast(slot, tf.float32), assignment.foreground], -1), [b, -1, 2])
+    own_slot = tf.range(1, k + 1, dtype=tf.float32)[None, :, None, None]
+    total = tf.zeros([b, k, mask_size, mask_size])
+    for row, wy in ((y0, 1.0 - (y - y0)), (y0 + 1.0, y - y0)):
+        for col, wx in ((x0, 1.0 - (x - x0)), (x0 + 1.0, x - x0)):
+            inside = (row >= 0) & (row < size)
+            inside_x = (col >= 0) & (col < size)
+            r = tf.clip_by_value(tf.cast(row, tf.int32), 0, size - 1)
+            c = tf.clip_by_value(tf.cast(col, tf.int32), 0, size - 1)
+            index = tf.reshape(r[..., :, None] * size + c[..., None, :], [b, -1])
+            both = tf.gather(pairs, index, batch_dims=1)
+            both = tf.reshape(both, [b, k, mask_size, mask_size, 2])
+            cells, fg = both[..., 0], both[..., 1]
+            weight = (wy * tf.cast(inside, tf.float32))[..., :, None] * (
+                wx * tf.cast(inside_x, tf.float32)
+            )[..., None, :]
+            total += tf.where(tf.equal(cells, own_slot), weight * fg, 0.0)
+    return tf.clip_by_value(total, 0.0, 1.0)
 
 
 def to_detections(raw: dict[str, tf.Tensor], config: PostprocessConfig) -> dict[str, tf.Tensor]:
     """Instance heads -> OD-API detection dict (contract in models.export)."""
     centres = find_centres(raw["center_logits"], config)
-    masks, soft = assign_pixels(raw["thing_logits"], raw["offsets"], centres)
-    area = tf.reduce_sum(masks, axis=[2, 3])  # [B, K]
-    mean_fg = tf.math.divide_no_nan(tf.reduce_sum(soft, axis=[2, 3]), area)
-    score = tf.where(area > 0, tf.pow(centres[0] * mean_fg, config.score_power), 0.0)
+    # Dense heads may be finer than the centre grid (sub-pixel heads): D = G * 2 -> stride 1.
+    dense = _grid_size(raw["offsets"])
+    stride = OUTPUT_STRIDE * _grid_size(raw["center_logits"]) / dense
+    assignment = assign_pixels(raw["thing_logits"], raw["offsets"], centres, stride)
+    stats = slot_stats(assignment, config.max_detections)
+    mean_fg = tf.math.divide_no_nan(stats.foreground, stats.area)
+    score = tf.where(stats.area > 0, tf.pow(centres[0] * mean_fg, config.score_power), 0.0)
+    boxes = pad_boxes(stats.boxes, dense)
+    masks = box_masks(assignment, boxes, config.mask_size)
     order = tf.argsort(score, axis=-1, direction="DESCENDING", stable=True)
     score = tf.gather(score, order, batch_dims=1)
-    masks = tf.gather(masks, order, batch_dims=1)
-    soft = tf.gather(soft, order, batch_dims=1)
-    thing = tf.gather(centres[3], order, batch_dims=1)
-    boxes = pad_boxes(boxes_from_masks(masks), masks.shape[-1])
     present = score > 0
-    class_ids = tf.gather(tf.constant(THING_CLASS_IDS, tf.float32), thing)
+    class_ids = tf.gather(tf.constant(THING_CLASS_IDS, tf.float32), centres[3])
     return {
-        "detection_boxes": boxes,
+        "detection_boxes": tf.gather(boxes, order, batch_dims=1),
         "detection_scores": score,
-        "detection_classes": tf.where(present, class_ids + 1.0, 0.0),
+        "detection_classes": tf.where(
+            present, tf.gather(class_ids, order, batch_dims=1) + 1.0, 0.0
+        ),
         "num_detections": tf.reduce_sum(tf.cast(present, tf.float32), axis=-1),
-        "detection_masks": box_masks(soft, boxes, config.mask_size),
+        "detection_masks": tf.gather(masks, order, batch_dims=1),
     }

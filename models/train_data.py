@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from models.net_geometry import INPUT_SIZE
+from models.net_geometry import DENSE_STRIDE, INPUT_SIZE
 from models.net_geometry import OUTPUT_STRIDE as STRIDE
 from models.synthetic_render import scene_for_index
 
@@ -39,12 +39,12 @@ class InstanceTargets(NamedTuple):
     """Per-batch instance-model targets.
 
     thing: int32 [B, S, S] (S = input side), 0 background, 1 vehicle, 2 pedestrian.
-    heatmap: float32 [B, G, G, 2] (G = side / 2, 128 for full inputs), Gaussian
-      centre heatmaps per thing class, exactly 1.0 at the grid cell holding each
-      instance's centroid.
-    offsets: float32 [B, G, G, 2], (dy, dx) in input pixels from each
-      grid cell's centre to its instance's centroid (0 off instances).
-    offset_weight: float32 [B, G, G], 1 on instance cells.
+    heatmap: float32 [B, G, G, 2] (G = side / OUTPUT_STRIDE, 128 for full inputs),
+      Gaussian centre heatmaps per thing class, exactly 1.0 at the grid cell
+      holding each instance's centroid.
+    offsets: float32 [B, D, D, 2] (D = side / DENSE_STRIDE), (dy, dx) in input
+      pixels from each dense cell's centre to its instance's centroid (0 off instances).
+    offset_weight: float32 [B, D, D], 1 on instance cells.
     """
 
     thing: np.ndarray
@@ -115,24 +115,27 @@ def instance_targets(class_maps: np.ndarray, instance_maps: np.ndarray) -> Insta
     for k, class_id in enumerate(THING_CLASS_IDS, start=1):
         thing[class_maps == class_id] = k
     grid = class_maps.shape[1] // STRIDE
+    dense = class_maps.shape[1] // DENSE_STRIDE
     heatmap = np.zeros((b, grid, grid, 2), dtype=np.float32)
-    offsets = np.zeros((b, grid, grid, 2), dtype=np.float32)
-    # Grid cell (i, j) covers input pixels [2i, 2i+2); its centre is at 2i + 1.
-    cell_centres = np.arange(grid, dtype=np.float32) * STRIDE + STRIDE / 2
+    offsets = np.zeros((b, dense, dense, 2), dtype=np.float32)
     for n in range(b):
-        _image_targets(class_maps[n], instance_maps[n], cell_centres, heatmap[n], offsets[n])
-    sub = instance_maps[:, ::STRIDE, ::STRIDE]
+        _image_targets(class_maps[n], instance_maps[n], heatmap[n], offsets[n])
+    sub = instance_maps[:, ::DENSE_STRIDE, ::DENSE_STRIDE]
     return InstanceTargets(thing, heatmap, offsets, (sub > 0).astype(np.float32))
+
+
+def _cell_centres(cells: int, stride: int) -> np.ndarray:
+    """Cell i of a stride-s grid covers input pixels [s*i, s*i + s); its centre is s*i + s/2."""
+    return np.arange(cells, dtype=np.float32) * stride + stride / 2
 
 
 def _image_targets(
     class_map: np.ndarray,
     instance_map: np.ndarray,
-    cell_centres: np.ndarray,
     heatmap: np.ndarray,
     offsets: np.ndarray,
 ) -> None:
-    """Fills one image's heatmap [G, G, 2] and offsets [G, G, 2] in place."""
+    """Fills one image's heatmap [G, G, 2] and offsets [D, D, 2] in place."""
     flat = instance_map.ravel().astype(np.int64)
     n = int(flat.max()) if flat.size else 0
     if n == 0:
@@ -144,10 +147,12 @@ def _image_targets(
     cx = np.bincount(flat, weights=cols + 0.5, minlength=n + 1) / np.maximum(area, 1)
     cls = np.zeros(n + 1, dtype=np.int64)
     cls[flat] = class_map.ravel()
-    sub = instance_map[::STRIDE, ::STRIDE].astype(np.int64)
+    sub = instance_map[::DENSE_STRIDE, ::DENSE_STRIDE].astype(np.int64)
     on = sub > 0
-    offsets[..., 0] = np.where(on, cy[sub] - cell_centres[:, None], 0.0)
-    offsets[..., 1] = np.where(on, cx[sub] - cell_centres[None, :], 0.0)
+    dense_centres = _cell_centres(len(sub), DENSE_STRIDE)
+    offsets[..., 0] = np.where(on, cy[sub] - dense_centres[:, None], 0.0)
+    offsets[..., 1] = np.where(on, cx[sub] - dense_centres[None, :], 0.0)
+    cell_centres = _cell_centres(len(heatmap), STRIDE)
     for k in range(1, n + 1):
         if area[k] == 0 or cls[k] not in THING_CLASS_IDS:
             continue

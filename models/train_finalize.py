@@ -57,9 +57,11 @@ def finalize(
         num_images=val_images,
     )
     started = run_info.pop("started", None)
+    # Re-finalising saved weights keeps the training run's own total.
+    total = round(time.time() - started, 1) if started else run_info.get("total_seconds")
     summary = {
         **run_info,
-        "total_seconds": round(time.time() - started, 1) if started else None,
+        "total_seconds": total,
         "parameters": {"semantic": semantic.count_params(), "instance": instance.count_params()},
         "postprocess": dataclasses.asdict(postprocess),
         "calibration": calibration,
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     instance.load_weights(args.work_dir / "instance.weights.h5")
     log = args.output / "training_log.json"
     run_info = json.loads(log.read_text()) if log.is_file() else {}
-    derived = ("validation", "parameters", "total_seconds", "postprocess", "calibration")
+    derived = ("validation", "parameters", "postprocess", "calibration")
     run_info = {k: v for k, v in run_info.items() if k not in derived}
     finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir)
 

@@ -16,9 +16,12 @@ OFFSET_WEIGHT = 0.1
 HARD_PIXEL_FRACTION = 0.2
 
 
-def upsample(logits: tf.Tensor) -> tf.Tensor:
-    """float [B, G, G, C] -> [B, 2G, 2G, C], bilinear as the pipeline resizes logits."""
-    return tf.image.resize(logits, 2 * tf.shape(logits)[1:3], method="bilinear")
+def to_label_size(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """float [B, G, G, C] -> [B, H, W, C] of labels [B, H, W], bilinear as the pipeline
+    resizes logits; unchanged when the (static) sizes already agree."""
+    if logits.shape[1:3] == labels.shape[1:3] and logits.shape[1] is not None:
+        return logits
+    return tf.image.resize(logits, tf.shape(labels)[1:3], method="bilinear")
 
 
 def weighted_cross_entropy(
@@ -68,7 +71,9 @@ def offset_loss(pred: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Ten
 
 def semantic_loss(outputs: dict[str, tf.Tensor], class_maps: tf.Tensor) -> tf.Tensor:
     """Loss of the semantic net given class maps uint8 [B, S, S] (S = input side)."""
-    return weighted_cross_entropy(upsample(outputs["logits"]), class_maps, SEMANTIC_CLASS_WEIGHTS)
+    return weighted_cross_entropy(
+        to_label_size(outputs["logits"], class_maps), class_maps, SEMANTIC_CLASS_WEIGHTS
+    )
 
 
 def instance_loss(
@@ -77,7 +82,9 @@ def instance_loss(
     """Named loss terms of the instance net; "total" is their weighted sum."""
     terms = {
         "thing": weighted_cross_entropy(
-            upsample(outputs["thing_logits"]), targets["thing"], THING_CLASS_WEIGHTS
+            to_label_size(outputs["thing_logits"], targets["thing"]),
+            targets["thing"],
+            THING_CLASS_WEIGHTS,
         ),
         "center": center_focal_loss(outputs["center_logits"], targets["heatmap"]),
         "offset": offset_loss(outputs["offsets"], targets["offsets"], targets["offset_weight"]),

@@ -62,7 +62,7 @@ def test_semantic_outputs_on_random_batch(semantic):
     out = semantic(images=images)
     assert set(out) == {"logits"}
     assert out["logits"].dtype == tf.float32
-    assert out["logits"].shape.as_list() == [3, 128, 128, 7]
+    assert out["logits"].shape.as_list() == [3, 256, 256, 7]
 
 
 def test_instance_outputs_on_random_batch(instance):

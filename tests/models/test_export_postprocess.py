@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from models.diagnose_heads import perfect_heads
 from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
-from models.export_postprocess import PostprocessConfig, boxes_from_masks, to_detections
+from models.export_postprocess import Assignment, PostprocessConfig, slot_stats, to_detections
 from models.train_validate import paste_masks
 
 CONFIG = PostprocessConfig()
@@ -32,8 +32,9 @@ def _two_touching_cars(side: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return class_map, instance_map
 
 
-# The output grid comes from the heads' shape: 128 cells for the bundled 256x256
-# input, 192 for a 384x384 one, with no constant to change.
+# The grids come from the heads' shapes: centres on 128 cells and dense heads on
+# 256 for the bundled 256x256 input, 192 and 384 for a 384x384 one, with no
+# constant to change.
 @pytest.mark.parametrize("side", [256, 384])
 def test_perfect_heads_give_separate_instances(side):
     class_map, instance_map = _two_touching_cars(side)
@@ -50,6 +51,28 @@ def test_perfect_heads_give_separate_instances(side):
         gt = instance_map == k
         ious = [(m & gt).sum() / (m | gt).sum() for m in masks]
         assert max(ious) > 0.95
+
+
+def test_dense_heads_on_the_centre_grid_group_too():
+    # A user's network may predict every head at stride 2: the dense stride is
+    # read from the ratio of the grids (here 1:1, so stride 2).
+    class_map, instance_map = _two_touching_cars()
+    heads = perfect_heads(class_map, instance_map)
+    coarse = dict(heads)
+    coarse["thing_logits"] = heads["thing_logits"][:, ::2, ::2]
+    # Offsets of cell (i, j) of the stride-2 grid point from its centre (2i + 1, 2j + 1);
+    # the stride-1 targets at pixel (2i, 2j) point from (2i + 0.5, 2j + 0.5).
+    coarse["offsets"] = heads["offsets"][:, ::2, ::2] - 0.5 * tf.cast(
+        tf.reduce_any(heads["thing_logits"][:, ::2, ::2, 1:] > 0, axis=-1, keepdims=True),
+        tf.float32,
+    )
+    out = {k: v[0].numpy() for k, v in to_detections(coarse, CONFIG).items()}
+    n = int(out["num_detections"])
+    assert n == 3
+    masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], 256, 256) >= 0.5
+    for k in (1, 2, 3):
+        gt = instance_map == k
+        assert max((m & gt).sum() / (m | gt).sum() for m in masks) > 0.95
 
 
 def test_round_trip_to_a_larger_image_keeps_masks():
@@ -73,12 +96,22 @@ def test_round_trip_to_a_larger_image_keeps_masks():
     assert scores.ap75 == pytest.approx(1.0)
 
 
-def test_boxes_from_masks_by_hand():
-    masks = np.zeros((1, 2, 128, 128), np.float32)
-    masks[0, 0, 10:20, 30:34] = 1.0
-    boxes = boxes_from_masks(tf.constant(masks)).numpy()[0]
+def test_slot_stats_by_hand():
+    slot = np.zeros((1, 128, 128), np.int32)
+    slot[0, 10:20, 30:34] = 1  # Slot 0: 10 x 4 cells.
+    slot[0, 0, 127] = 3  # Slot 2: one corner cell.
+    foreground = np.full((1, 128, 128), 0.5, np.float32)
+    cells = np.argwhere(slot > 0)
+    assignment = Assignment(
+        tf.constant(slot), tf.constant(foreground), tf.constant(cells), tf.constant(slot[slot > 0])
+    )
+    stats = slot_stats(assignment, num_slots=4)
+    np.testing.assert_allclose(stats.area.numpy()[0], [40, 0, 1, 0])
+    np.testing.assert_allclose(stats.foreground.numpy()[0], [20, 0, 0.5, 0])
+    boxes = stats.boxes.numpy()[0]
     np.testing.assert_allclose(boxes[0], [10 / 128, 30 / 128, 20 / 128, 34 / 128])
-    np.testing.assert_array_equal(boxes[1], [0, 0, 0, 0])  # Empty mask.
+    np.testing.assert_allclose(boxes[2], [0, 127 / 128, 1 / 128, 1])
+    np.testing.assert_array_equal(boxes[[1, 3]], 0.0)
 
 
 def test_no_centres_means_no_detections():

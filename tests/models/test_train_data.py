@@ -24,12 +24,14 @@ def test_targets_of_one_vehicle_by_hand():
     assert t.heatmap[0, 60, 35, 0] == 1.0
     assert t.heatmap[0, :, :, 0].max() == 1.0
     assert t.heatmap[0, :, :, 1].max() == 0.0  # No pedestrian.
-    # Cell (50, 20) covers pixels 100-101 x 40-41; its centre is (101, 41).
-    np.testing.assert_allclose(t.offsets[0, 50, 20], [120 - 101, 70 - 41])
-    assert t.offset_weight[0, 50, 20] == 1.0
+    # Offsets are per input pixel: pixel (100, 40) has its centre at (100.5, 40.5).
+    assert t.offsets.shape == (1, 256, 256, 2)
+    np.testing.assert_allclose(t.offsets[0, 100, 40], [120 - 100.5, 70 - 40.5])
+    np.testing.assert_allclose(t.offsets[0, 139, 99], [120 - 139.5, 70 - 99.5])
+    assert t.offset_weight[0, 100, 40] == 1.0
     assert t.offset_weight[0, 0, 0] == 0.0
     np.testing.assert_array_equal(t.offsets[0, 0, 0], [0.0, 0.0])
-    assert t.offset_weight.sum() == 20 * 30
+    assert t.offset_weight.sum() == 40 * 60
 
 
 def test_augment_crops_and_flips_consistently():
