@@ -51,6 +51,7 @@ def _learning_rate(config: TrainConfig) -> tf.keras.optimizers.schedules.Learnin
 
 def _make_step(semantic: tf.keras.Model, instance: tf.keras.Model, config: TrainConfig):  # noqa: ANN202
     """Builds the compiled joint train step (one batch, both networks)."""
+    from models.networks import fuse_thing_logits
     from models.train_losses import instance_loss, semantic_loss
 
     opt_sem = tf.keras.optimizers.AdamW(_learning_rate(config), weight_decay=config.weight_decay)
@@ -61,8 +62,16 @@ def _make_step(semantic: tf.keras.Model, instance: tf.keras.Model, config: Train
         images: tf.Tensor, class_maps: tf.Tensor, targets: dict[str, tf.Tensor]
     ) -> dict[str, tf.Tensor]:
         with tf.GradientTape(persistent=True) as tape:
-            sem = semantic_loss(semantic(images, training=True), class_maps)
-            ins = instance_loss(instance(images, training=True), targets)
+            sem_out = semantic(images, training=True)
+            sem = semantic_loss(sem_out, class_maps)
+            # The export fuses the semantic evidence into the thing segmentation
+            # (networks.fuse_thing_logits), so the thing head trains on the fused
+            # logits: it learns what the semantic network misses. The semantic
+            # network's own loss alone trains it (stop_gradient).
+            fused = fuse_thing_logits(
+                instance(images, training=True), tf.stop_gradient(sem_out["logits"])
+            )
+            ins = instance_loss(fused, targets)
         for net, opt, loss in ((semantic, opt_sem, sem), (instance, opt_ins, ins["total"])):
             grads = tape.gradient(loss, net.trainable_variables)
             opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
