@@ -20,10 +20,10 @@ from models.net_geometry import DENSE_STRIDE, OUTPUT_STRIDE
 NUM_CLASSES = 7
 NUM_THING_CLASSES = 2  # vehicle, pedestrian; the thing-segmentation head adds background.
 THING_CLASS_IDS = (5, 6)  # Project class id of thing channel 1 and 2.
-OFFSET_SCALE = 16.0
+OFFSET_SCALE = 16.0  # The offset head predicts offsets / OFFSET_SCALE, in input pixels.
 # Short CPU training moves the weights fast; Keras' default 0.99 lets the
 # inference-time statistics lag far behind them.
-BN_MOMENTUM = 0.9  # The offset head predicts offsets / OFFSET_SCALE, in input pixels.
+BN_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,9 @@ class DepthToSpace(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
-def _dense_head(x: keras.KerasTensor, channels: int, name: str, **conv_kwargs: object):  # noqa: ANN202
+def _dense_head(
+    x: keras.KerasTensor, channels: int, name: str, **conv_kwargs: object
+) -> keras.KerasTensor:
     """1x1 convolution to `channels` per input pixel, from stride-2 features."""
     x = keras.layers.Conv2D(channels * _SUBPIXEL**2, 1, name=name, **conv_kwargs)(x)
     if _SUBPIXEL == 1:
@@ -159,7 +161,8 @@ def fuse_thing_logits(
     semantic one, supervised with all 7 classes, separates pedestrians from
     their surroundings better; summing both log-probabilities of background /
     vehicle / pedestrian (a product of experts) gives the export's thing
-    segmentation (held-out mask AP 0.186 -> 0.203, `models/MODEL_CARD.md`).
+    segmentation, and training applies the thing loss to that sum (measured
+    gains in `models/MODEL_CARD.md`, "What was tried").
 
     Args:
       instance_heads: `instance_net` outputs; thing_logits float32 [B, S, S, 3].
