@@ -18,7 +18,18 @@ import tensorflow as tf
 from models.net_geometry import OUTPUT_STRIDE
 from models.networks import THING_CLASS_IDS
 
-Centres = tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
+
+class Centres(NamedTuple):
+    """Top-K heatmap peaks, float32 [B, K] each except `thing`.
+
+    peak: heatmap value (0 for unused slots); y, x: centre in input pixels;
+    thing: int32 [B, K] thing channel (0 vehicle, 1 pedestrian).
+    """
+
+    peak: tf.Tensor
+    y: tf.Tensor
+    x: tf.Tensor
+    thing: tf.Tensor
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class PostprocessConfig:
 
 
 def _grid_size(heads: tf.Tensor) -> int:
-    """G of square heads [B, G, G, C]; static, as the export traces a fixed input size."""
+    """G of square maps [B, G, G, ...]; static, as the export traces a fixed input size."""
     height, width = heads.shape[1], heads.shape[2]
     if height is None or height != width:
         raise ValueError(
@@ -59,8 +70,7 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
       center_logits: float32 [B, G, G, 2].
 
     Returns:
-      (peak float32 [B, K], y float32 [B, K], x float32 [B, K], thing int32 [B, K]):
-      heatmap value (0 for unused slots), centre in input pixels, thing channel (0/1).
+      The `Centres`.
     """
     heat = tf.sigmoid(center_logits)
     pooled = tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
@@ -71,7 +81,7 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
     cell, thing = index // 2, index % 2
     y = tf.cast(cell // grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
     x = tf.cast(cell % grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
-    return values, y, x, thing
+    return Centres(values, y, x, thing)
 
 
 class Assignment(NamedTuple):
@@ -149,7 +159,7 @@ def slot_stats(assignment: Assignment, num_slots: int) -> SlotStats:
       num_slots: K.
     """
     cells, owner = assignment.cells, assignment.owner
-    b, size = tf.shape(assignment.slot)[0], _grid_size(assignment.slot[..., None])
+    b, size = tf.shape(assignment.slot)[0], _grid_size(assignment.slot)
     # Segment image * (K + 1) + owner; segment 0 of each image collects unowned cells.
     segments = tf.cast(cells[:, 0], tf.int32) * (num_slots + 1) + owner
     count = b * (num_slots + 1)
@@ -204,7 +214,7 @@ def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Te
       float32 [B, K, M, M] in [0, 1].
     """
     slot = assignment.slot
-    b, k, size = tf.shape(boxes)[0], boxes.shape[1], _grid_size(slot[..., None])
+    b, k, size = tf.shape(boxes)[0], boxes.shape[1], _grid_size(slot)
     steps = tf.range(mask_size, dtype=tf.float32) / (mask_size - 1)
 
     def positions(lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
@@ -219,7 +229,7 @@ def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Te
     total = tf.zeros([b, k, mask_size, mask_size])
     for row, wy in ((y0, 1.0 - (y - y0)), (y0 + 1.0, y - y0)):
         for col, wx in ((x0, 1.0 - (x - x0)), (x0 + 1.0, x - x0)):
-            inside = (row >= 0) & (row < size)
+            inside_y = (row >= 0) & (row < size)
             inside_x = (col >= 0) & (col < size)
             r = tf.clip_by_value(tf.cast(row, tf.int32), 0, size - 1)
             c = tf.clip_by_value(tf.cast(col, tf.int32), 0, size - 1)
@@ -227,7 +237,7 @@ def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Te
             both = tf.gather(pairs, index, batch_dims=1)
             both = tf.reshape(both, [b, k, mask_size, mask_size, 2])
             cells, fg = both[..., 0], both[..., 1]
-            weight = (wy * tf.cast(inside, tf.float32))[..., :, None] * (
+            weight = (wy * tf.cast(inside_y, tf.float32))[..., :, None] * (
                 wx * tf.cast(inside_x, tf.float32)
             )[..., None, :]
             total += tf.where(tf.equal(cells, own_slot), weight * fg, 0.0)
@@ -243,13 +253,13 @@ def to_detections(raw: dict[str, tf.Tensor], config: PostprocessConfig) -> dict[
     assignment = assign_pixels(raw["thing_logits"], raw["offsets"], centres, stride)
     stats = slot_stats(assignment, config.max_detections)
     mean_fg = tf.math.divide_no_nan(stats.foreground, stats.area)
-    score = tf.where(stats.area > 0, tf.pow(centres[0] * mean_fg, config.score_power), 0.0)
+    score = tf.where(stats.area > 0, tf.pow(centres.peak * mean_fg, config.score_power), 0.0)
     boxes = pad_boxes(stats.boxes, dense)
     masks = box_masks(assignment, boxes, config.mask_size)
     order = tf.argsort(score, axis=-1, direction="DESCENDING", stable=True)
     score = tf.gather(score, order, batch_dims=1)
     present = score > 0
-    class_ids = tf.gather(tf.constant(THING_CLASS_IDS, tf.float32), centres[3])
+    class_ids = tf.gather(tf.constant(THING_CLASS_IDS, tf.float32), centres.thing)
     return {
         "detection_boxes": tf.gather(boxes, order, batch_dims=1),
         "detection_scores": score,
