@@ -44,6 +44,40 @@ from transforms.elements import make_image_id
 
 LABELS_PATH = Path(__file__).resolve().parent / "bundled" / "labels.txt"
 THING_CLASS_IDS = (5, 6)
+# Image shape groups by width / height, upper bounds exclusive: models that
+# stretch images to a fixed input squeeze wide images horizontally, and thin
+# upright objects (pedestrians) suffer first, so AP is also reported per group.
+SHAPE_GROUPS = (("portrait", 0.9), ("up to 1.6:1", 1.6), ("wider than 1.6:1", float("inf")))
+
+
+def shape_group(height: int, width: int) -> str:
+    """The SHAPE_GROUPS name of an image of height x width."""
+    return next(name for name, bound in SHAPE_GROUPS if width / height < bound)
+
+
+def _scores_by_shape(
+    ground_truth: list[GroundTruthImage], detections: list[Detection], class_names: list[str]
+) -> dict[str, dict]:
+    """Per SHAPE_GROUPS group: image and instance counts and AP50 per thing class."""
+    out = {}
+    for name, _ in SHAPE_GROUPS:
+        members = [i for i, g in enumerate(ground_truth) if shape_group(g.height, g.width) == name]
+        if not members:
+            continue
+        position = {image: k for k, image in enumerate(members)}
+        subset = [ground_truth[i] for i in members]
+        dets = [
+            d._replace(image_index=position[d.image_index])
+            for d in detections
+            if d.image_index in position
+        ]
+        out[name] = {"num_images": len(members)}
+        for c in THING_CLASS_IDS:
+            out[name][class_names[c]] = {
+                "num_instances": sum(k == c for g in subset for k in g.class_ids),
+                "AP50": instance_scores(subset, dets, (c,)).ap50,
+            }
+    return out
 
 
 class ShardRecord(NamedTuple):
@@ -160,6 +194,7 @@ def evaluate_run(shard_paths: list[str], run_dir: str | Path, class_names: list[
             name: {"AP": v.ap, "AP50": v.ap50, "AP75": v.ap75, "AR": v.ar}
             for name, v in per_class.items()
         },
+        "instance_by_image_shape": _scores_by_shape(ground_truth, detections, class_names),
     }
 
 

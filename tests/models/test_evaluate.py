@@ -230,6 +230,41 @@ def test_evaluate_run_perfect_tables(tmp_path):
         "vehicle": pytest.approx(1.0),
         "pedestrian": pytest.approx(1.0),
     }
+    # 160x120 images are 4:3, all in one shape group.
+    by_shape = summary["instance_by_image_shape"]
+    assert list(by_shape) == ["up to 1.6:1"]
+    assert by_shape["up to 1.6:1"]["num_images"] == 3
+    assert by_shape["up to 1.6:1"]["pedestrian"]["AP50"] == pytest.approx(1.0)
+
+
+def test_shape_groups_by_width_over_height():
+    assert evaluate.shape_group(height=400, width=300) == "portrait"
+    assert evaluate.shape_group(height=300, width=300) == "up to 1.6:1"
+    assert evaluate.shape_group(height=300, width=479) == "up to 1.6:1"
+    assert evaluate.shape_group(height=300, width=480) == "wider than 1.6:1"
+    assert evaluate.shape_group(height=256, width=1024) == "wider than 1.6:1"
+
+
+def test_scores_by_shape_keep_each_group_to_its_own_images():
+    square = np.zeros((40, 40), bool)
+    square[5:15, 5:15] = True
+    wide = np.zeros((40, 80), bool)
+    wide[5:15, 5:25] = True
+    gt = [
+        GroundTruthImage(40, 40, (encode_mask(square),), (6,)),
+        GroundTruthImage(40, 80, (encode_mask(wide),), (6,)),
+    ]
+    # The wide image's pedestrian is found, the square image's is not.
+    dets = [Detection(1, 6, 0.9, encode_mask(wide))]
+    names = ["sky", "building", "road", "sidewalk", "vegetation", "vehicle", "pedestrian"]
+    by_shape = evaluate._scores_by_shape(gt, dets, names)
+    assert by_shape["up to 1.6:1"]["pedestrian"] == {"num_instances": 1, "AP50": 0.0}
+    assert by_shape["wider than 1.6:1"]["pedestrian"] == {
+        "num_instances": 1,
+        "AP50": pytest.approx(1.0),
+    }
+    assert by_shape["wider than 1.6:1"]["vehicle"]["AP50"] == -1.0  # No vehicles: undefined.
+    assert "portrait" not in by_shape
 
 
 def test_evaluate_run_counts_missing_image_as_miss(tmp_path):
