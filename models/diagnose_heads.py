@@ -24,7 +24,7 @@ import tensorflow as tf
 from models.evaluate_metrics import Detection, GroundTruthImage, instance_scores
 from models.export import DEFAULT_POSTPROCESS
 from models.export_postprocess import to_detections
-from models.net_geometry import DENSE_STRIDE, INPUT_SIZE
+from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
 from models.networks import THING_CLASS_IDS, fuse_thing_logits, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
@@ -54,11 +54,11 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     """The raw heads a perfect network would emit for one stretched scene.
 
     Args:
-      class_map, instance_map: uint8 [S, S] at the model input size.
+      class_map, instance_map: uint8 [H, W] at the model input size.
 
     Returns:
-      {"thing_logits": [1, D, D, 3], "center_logits": [1, G, G, 2],
-       "offsets": [1, D, D, 2]}, float32, G = S / OUTPUT_STRIDE, D = S / DENSE_STRIDE.
+      {"thing_logits": [1, H, W, 3], "center_logits": [1, H/2, W/2, 2],
+       "offsets": [1, H, W, 2]}, float32 (OUTPUT_STRIDE 2, DENSE_STRIDE 1).
     """
     targets = instance_targets(class_map[None], instance_map[None])
     thing = targets.thing[0, ::DENSE_STRIDE, ::DENSE_STRIDE]
@@ -72,7 +72,7 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
 
 def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
     """AP50 (overall and per thing class id) for every variant in VARIANTS."""
-    net, semantic = instance_net(input_size=INPUT_SIZE), semantic_net(input_size=INPUT_SIZE)
+    net, semantic = instance_net(input_shape=INPUT_SHAPE), semantic_net(input_shape=INPUT_SHAPE)
     # The export's attribute names (models.export.InstanceModule).
     checkpoint = tf.train.Checkpoint(net=net, semantic=semantic)
     checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()

@@ -2,10 +2,10 @@
 
 Contract (the pipeline's loader depends on it):
 
-semantic/  serving_default(images: uint8 [None, 256, 256, 3])
-  -> {"logits": float32 [B, 256, 256, 7]}; channel c is class id c.
+semantic/  serving_default(images: uint8 [None, 256, 384, 3])
+  -> {"logits": float32 [B, 256, 384, 7]}; channel c is class id c.
 
-instance/  serving_default(images: uint8 [None, 256, 256, 3]) -> TF2 OD-API dict:
+instance/  serving_default(images: uint8 [None, 256, 384, 3]) -> TF2 OD-API dict:
   detection_boxes   float32 [B, 50, 4]  normalised (ymin, xmin, ymax, xmax)
   detection_scores  float32 [B, 50]     descending, 0 for padding
   detection_classes float32 [B, 50]     class id + 1 (vehicle 6, pedestrian 7), 0 padding
@@ -23,18 +23,18 @@ import keras
 import tensorflow as tf
 
 from models.export_postprocess import PostprocessConfig, to_detections
-from models.net_geometry import INPUT_SIZE
-from models.networks import fuse_thing_logits, with_input_size
+from models.net_geometry import INPUT_SHAPE
+from models.networks import fuse_thing_logits, with_input_shape
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
-IMAGES_SPEC = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.uint8, name="images")
+IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE, 3], tf.uint8, name="images")
 
 SEMANTIC_SPEC = {
     "format": "saved_model",
     "path": "semantic",
     "signature": "serving_default",
     "input_key": "images",
-    "input_size": [INPUT_SIZE, INPUT_SIZE],
+    "input_size": list(INPUT_SHAPE),
     "resize": "stretch",
     "input_range": "uint8",
     "output_format": "logits",
@@ -47,7 +47,7 @@ INSTANCE_SPEC = {
     "path": "instance",
     "signature": "serving_default",
     "input_key": "images",
-    "input_size": [INPUT_SIZE, INPUT_SIZE],
+    "input_size": list(INPUT_SHAPE),
     "resize": "stretch",
     "input_range": "uint8",
     "output_format": "od_api",
@@ -67,7 +67,7 @@ class SemanticModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 256, 3] -> {"logits": float32 [B, 256, 256, 7]}."""
+        """uint8 [B, 256, 384, 3] -> {"logits": float32 [B, 256, 384, 7]}."""
         return {"logits": self.net(images, training=False)["logits"]}
 
 
@@ -89,7 +89,7 @@ class InstanceModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 256, 3] -> OD-API detection dict (see module docstring)."""
+        """uint8 [B, 256, 384, 3] -> OD-API detection dict (see module docstring)."""
         heads = fuse_thing_logits(
             self.net(images, training=False), self.semantic(images, training=False)["logits"]
         )
@@ -118,10 +118,10 @@ def export_models(
             f"{out / 'labels.txt'} is missing; the exported specs reference it. "
             "Export into models/bundled or copy the label map there first."
         )
-    fixed_semantic = with_input_size(semantic, INPUT_SIZE)
+    fixed_semantic = with_input_shape(semantic, INPUT_SHAPE)
     _save(SemanticModule(fixed_semantic), out / "semantic")
     _save(
-        InstanceModule(with_input_size(instance, INPUT_SIZE), fixed_semantic, config),
+        InstanceModule(with_input_shape(instance, INPUT_SHAPE), fixed_semantic, config),
         out / "instance",
     )
     for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):

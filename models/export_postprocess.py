@@ -1,11 +1,11 @@
 """Panoptic-DeepLab-style grouping in pure TF ops, ending in OD-API outputs.
 
 Everything here runs inside the exported instance model's tf.function. Inputs
-are the raw heads: the centre heatmaps on the G x G grid of OUTPUT_STRIDE (cell
-(i, j) covers input pixels [2i, 2i+2) x [2j, 2j+2); G = 128 for the bundled
-256x256 input), the thing segmentation and offsets on a D x D dense grid (D = 256
-there: one cell per input pixel). Both sizes are read from the heads' static
-shapes, so the same code groups any input size.
+are the raw heads: the centre heatmaps on the Gh x Gw grid of OUTPUT_STRIDE (cell
+(i, j) covers input pixels [2i, 2i+2) x [2j, 2j+2)), the thing segmentation and
+offsets on a Dh x Dw dense grid (one cell per input pixel for the bundled
+model). Both grids are read from the heads' static shapes, so the same code
+groups any input size, square or not.
 """
 
 from __future__ import annotations
@@ -52,22 +52,22 @@ class PostprocessConfig:
     score_power: float = 0.5
 
 
-def _grid_size(heads: tf.Tensor) -> int:
-    """G of square maps [B, G, G, ...]; static, as the export traces a fixed input size."""
+def _grid_shape(heads: tf.Tensor) -> tuple[int, int]:
+    """(Gh, Gw) of maps [B, Gh, Gw, ...]; static, as the export traces a fixed input size."""
     height, width = heads.shape[1], heads.shape[2]
-    if height is None or height != width:
+    if height is None or width is None:
         raise ValueError(
-            f"Grouping needs square heads with a static size, got {heads.shape}; "
-            "export the network with a fixed input size (networks.with_input_size)."
+            f"Grouping needs heads with a static size, got {heads.shape}; "
+            "export the network with a fixed input size (networks.with_input_shape)."
         )
-    return int(height)
+    return int(height), int(width)
 
 
 def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres:
     """Top-K heatmap peaks over both thing classes.
 
     Args:
-      center_logits: float32 [B, G, G, 2].
+      center_logits: float32 [B, Gh, Gw, 2].
 
     Returns:
       The `Centres`.
@@ -75,21 +75,21 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
     heat = tf.sigmoid(center_logits)
     pooled = tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
     peaks = tf.where((heat >= pooled) & (heat > config.center_threshold), heat, 0.0)
-    b, grid = tf.shape(peaks)[0], _grid_size(peaks)
-    flat = tf.reshape(peaks, [b, -1])  # Index = (i * G + j) * 2 + thing channel.
+    b, (_, grid_width) = tf.shape(peaks)[0], _grid_shape(peaks)
+    flat = tf.reshape(peaks, [b, -1])  # Index = (i * Gw + j) * 2 + thing channel.
     values, index = tf.math.top_k(flat, k=config.max_detections, sorted=True)
     cell, thing = index // 2, index % 2
-    y = tf.cast(cell // grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
-    x = tf.cast(cell % grid, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
+    y = tf.cast(cell // grid_width, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
+    x = tf.cast(cell % grid_width, tf.float32) * OUTPUT_STRIDE + OUTPUT_STRIDE / 2
     return Centres(values, y, x, thing)
 
 
 class Assignment(NamedTuple):
-    """Which centre slot each cell of the D x D grid belongs to.
+    """Which centre slot each cell of the Dh x Dw grid belongs to.
 
-    slot: int32 [B, D, D], slot k + 1 for slot k, 0 for none (background, or no
+    slot: int32 [B, Dh, Dw], slot k + 1 for slot k, 0 for none (background, or no
       centre of the cell's class).
-    foreground: float32 [B, D, D], each cell's foreground probability.
+    foreground: float32 [B, Dh, Dw], each cell's foreground probability.
     cells: int64 [N, 3], (image, row, column) of every thing cell; owner: int32
       [N], their `slot` values (the sparse form, for per-slot sums).
     """
@@ -107,13 +107,13 @@ def assign_pixels(
 
     Only thing cells (argmax not background, typically 5-20% of an image) are
     compared with the K centres, as an [N, K] distance matrix: a dense
-    [B, D, D, K] one would be 13 MB per image at D = 256, K = 50.
+    [B, Dh, Dw, K] one would be 13 MB per image at 256 x 256 cells, K = 50.
 
     Args:
-      thing_logits: float32 [B, D, D, 3] (background, vehicle, pedestrian).
-      offsets: float32 [B, D, D, 2], (dy, dx) to the centre in input pixels.
+      thing_logits: float32 [B, Dh, Dw, 3] (background, vehicle, pedestrian).
+      offsets: float32 [B, Dh, Dw, 2], (dy, dx) to the centre in input pixels.
       centres: `find_centres` output (K slots).
-      stride: input pixels per cell of the D x D grid.
+      stride: input pixels per cell of the Dh x Dw grid.
 
     Returns:
       The `Assignment`; ties go to the lower slot.
@@ -142,7 +142,7 @@ class SlotStats(NamedTuple):
 
     area: float32 [B, K] cell count; foreground: float32 [B, K] summed foreground
     probability; boxes: float32 [B, K, 4] tight normalised (ymin, xmin, ymax, xmax)
-    in continuous coordinates (cell i spans [i, i+1) / D), all zeros for empty slots.
+    in continuous coordinates (row i spans [i, i+1) / Dh), all zeros for empty slots.
     """
 
     area: tf.Tensor
@@ -159,7 +159,7 @@ def slot_stats(assignment: Assignment, num_slots: int) -> SlotStats:
       num_slots: K.
     """
     cells, owner = assignment.cells, assignment.owner
-    b, size = tf.shape(assignment.slot)[0], _grid_size(assignment.slot)
+    b, (height, width) = tf.shape(assignment.slot)[0], _grid_shape(assignment.slot)
     # Segment image * (K + 1) + owner; segment 0 of each image collects unowned cells.
     segments = tf.cast(cells[:, 0], tf.int32) * (num_slots + 1) + owner
     count = b * (num_slots + 1)
@@ -173,7 +173,9 @@ def slot_stats(assignment: Assignment, num_slots: int) -> SlotStats:
     x0 = per_slot(cols, tf.math.unsorted_segment_min)
     y1 = per_slot(rows, tf.math.unsorted_segment_max) + 1.0
     x1 = per_slot(cols, tf.math.unsorted_segment_max) + 1.0
-    boxes = tf.stack([y0, x0, y1, x1], axis=-1) / float(size)
+    boxes = tf.stack([y0, x0, y1, x1], axis=-1) / tf.constant(
+        [height, width, height, width], tf.float32
+    )
     foreground = tf.gather_nd(assignment.foreground, cells)
     return SlotStats(
         area=area,
@@ -182,15 +184,16 @@ def slot_stats(assignment: Assignment, num_slots: int) -> SlotStats:
     )
 
 
-def pad_boxes(boxes: tf.Tensor, grid: int, cells: float = 0.5) -> tf.Tensor:
-    """Grows non-empty normalised boxes [..., 4] by `cells` cells of a `grid`-cell side,
-    clipped to [0, 1].
+def pad_boxes(boxes: tf.Tensor, grid: tuple[int, int], cells: float = 0.5) -> tf.Tensor:
+    """Grows non-empty normalised boxes [..., 4] by `cells` cells of a (rows, columns)
+    `grid`, clipped to [0, 1].
 
     Without the margin the box edge samples sit exactly on the mask boundary
     (bilinear value 0.5), so a 0.5 threshold would be a coin toss there.
     """
-    margin = cells / grid
-    grown = tf.clip_by_value(boxes + tf.constant([-1.0, -1.0, 1.0, 1.0]) * margin, 0.0, 1.0)
+    rows, columns = grid
+    margin = tf.constant([-cells / rows, -cells / columns, cells / rows, cells / columns])
+    grown = tf.clip_by_value(boxes + margin, 0.0, 1.0)
     present = tf.reduce_any(boxes > 0, axis=-1, keepdims=True)
     return tf.where(present, grown, 0.0)
 
@@ -214,14 +217,15 @@ def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Te
       float32 [B, K, M, M] in [0, 1].
     """
     slot = assignment.slot
-    b, k, size = tf.shape(boxes)[0], boxes.shape[1], _grid_size(slot)
+    b, k, (height, width) = tf.shape(boxes)[0], boxes.shape[1], _grid_shape(slot)
     steps = tf.range(mask_size, dtype=tf.float32) / (mask_size - 1)
 
-    def positions(lo: tf.Tensor, hi: tf.Tensor) -> tf.Tensor:
-        # Continuous u in [0, 1] -> cell-centre index u * D - 0.5; [B, K, M].
-        return (lo[..., None] + steps * (hi - lo)[..., None]) * size - 0.5
+    def positions(lo: tf.Tensor, hi: tf.Tensor, cells: int) -> tf.Tensor:
+        # Continuous u in [0, 1] -> cell-centre index u * cells - 0.5; [B, K, M].
+        return (lo[..., None] + steps * (hi - lo)[..., None]) * cells - 0.5
 
-    y, x = positions(boxes[..., 0], boxes[..., 2]), positions(boxes[..., 1], boxes[..., 3])
+    y = positions(boxes[..., 0], boxes[..., 2], height)
+    x = positions(boxes[..., 1], boxes[..., 3], width)
     y0, x0 = tf.floor(y), tf.floor(x)
     # (slot, foreground) pairs, so one gather per neighbour fetches both.
     pairs = tf.reshape(tf.stack([tf.cast(slot, tf.float32), assignment.foreground], -1), [b, -1, 2])
@@ -229,11 +233,11 @@ def box_masks(assignment: Assignment, boxes: tf.Tensor, mask_size: int) -> tf.Te
     total = tf.zeros([b, k, mask_size, mask_size])
     for row, wy in ((y0, 1.0 - (y - y0)), (y0 + 1.0, y - y0)):
         for col, wx in ((x0, 1.0 - (x - x0)), (x0 + 1.0, x - x0)):
-            inside_y = (row >= 0) & (row < size)
-            inside_x = (col >= 0) & (col < size)
-            r = tf.clip_by_value(tf.cast(row, tf.int32), 0, size - 1)
-            c = tf.clip_by_value(tf.cast(col, tf.int32), 0, size - 1)
-            index = tf.reshape(r[..., :, None] * size + c[..., None, :], [b, -1])
+            inside_y = (row >= 0) & (row < height)
+            inside_x = (col >= 0) & (col < width)
+            r = tf.clip_by_value(tf.cast(row, tf.int32), 0, height - 1)
+            c = tf.clip_by_value(tf.cast(col, tf.int32), 0, width - 1)
+            index = tf.reshape(r[..., :, None] * width + c[..., None, :], [b, -1])
             both = tf.gather(pairs, index, batch_dims=1)
             both = tf.reshape(both, [b, k, mask_size, mask_size, 2])
             cells, fg = both[..., 0], both[..., 1]
@@ -248,8 +252,8 @@ def to_detections(raw: dict[str, tf.Tensor], config: PostprocessConfig) -> dict[
     """Instance heads -> OD-API detection dict (contract in models.export)."""
     centres = find_centres(raw["center_logits"], config)
     # Dense heads may be finer than the centre grid (sub-pixel heads): D = G * 2 -> stride 1.
-    dense = _grid_size(raw["offsets"])
-    stride = OUTPUT_STRIDE * _grid_size(raw["center_logits"]) / dense
+    dense = _grid_shape(raw["offsets"])
+    stride = OUTPUT_STRIDE * _grid_shape(raw["center_logits"])[0] / dense[0]
     assignment = assign_pixels(raw["thing_logits"], raw["offsets"], centres, stride)
     stats = slot_stats(assignment, config.max_detections)
     mean_fg = tf.math.divide_no_nan(stats.foreground, stats.area)

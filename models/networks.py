@@ -1,8 +1,9 @@
 """The two bundled networks: small U-Nets with separable convolutions.
 
-Both take uint8 RGB [B, S, S, 3] (normalised inside; S = 256 for the exports,
-`models.net_geometry`). Encoder strides 2/4/8/16 with widths `widths`; the decoder
-upsamples by 2 and fuses the skip at each level, ending at stride 2. Dense heads
+Both take uint8 RGB [B, H, W, 3] (normalised inside; H x W = 256 x 384 for the
+exports, `models.net_geometry`; any sides divisible by 16 in training). Encoder
+strides 2/4/8/16 with widths `widths`; the decoder upsamples by 2 and fuses the
+skip at each level, ending at stride 2. Dense heads
 (class logits, thing segmentation, offsets) predict every input pixel from the
 stride-2 features by a sub-pixel convolution (a 1x1 convolution to 4x the
 channels, then depth-to-space); the centre heatmaps stay at stride 2.
@@ -37,10 +38,10 @@ class NetConfig:
 DEFAULT_CONFIG = NetConfig()
 
 
-def with_input_size(net: keras.Model, input_size: int) -> keras.Model:
-    """The same network and weights, rebuilt for a fixed input side (for export)."""
+def with_input_shape(net: keras.Model, input_shape: tuple[int, int]) -> keras.Model:
+    """The same network and weights, rebuilt for a fixed (height, width) input (for export)."""
     build = {"semantic": semantic_net, "instance": instance_net}[net.name]
-    fixed = build(input_size=input_size)
+    fixed = build(input_shape=input_shape)
     fixed.set_weights(net.get_weights())
     return fixed
 
@@ -94,12 +95,13 @@ def _conv_bn(
 
 
 def _backbone(
-    config: NetConfig, name: str, input_size: int | None
+    config: NetConfig, name: str, input_shape: tuple[int, int] | None
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Returns (uint8 input, float decoder features [B, S/2, S/2, widths[0] * 2])."""
-    # None: any side divisible by 16 (training uses crops). Exports need a fixed
+    """Returns (uint8 input, float decoder features [B, H/2, W/2, widths[0] * 2])."""
+    # None: any sides divisible by 16 (training uses crops). Exports need a fixed
     # size, because saving traces the model and bilinear upsampling needs static shapes.
-    images = keras.Input((input_size, input_size, 3), dtype="uint8", name="images")
+    height, width = input_shape if input_shape is not None else (None, None)
+    images = keras.Input((height, width, 3), dtype="uint8", name="images")
     # Rescaling casts uint8 to float32 first: [0, 255] -> [-1, 1].
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{name}_normalise")(images)
     w = config.widths
@@ -119,23 +121,27 @@ def _backbone(
     return images, x
 
 
-def semantic_net(config: NetConfig = DEFAULT_CONFIG, input_size: int | None = None) -> keras.Model:
-    """Semantic segmentation: {"logits": float32 [B, S, S, 7]} for uint8 [B, S, S, 3]."""
-    images, x = _backbone(config, "sem", input_size)
+def semantic_net(
+    config: NetConfig = DEFAULT_CONFIG, input_shape: tuple[int, int] | None = None
+) -> keras.Model:
+    """Semantic segmentation: {"logits": float32 [B, H, W, 7]} for uint8 [B, H, W, 3]."""
+    images, x = _backbone(config, "sem", input_shape)
     x = _conv_bn(x, config.head_width, name="sem_head")
     logits = _dense_head(x, NUM_CLASSES, name="sem_logits")
     return keras.Model(images, {"logits": logits}, name="semantic")
 
 
-def instance_net(config: NetConfig = DEFAULT_CONFIG, input_size: int | None = None) -> keras.Model:
-    """Panoptic-DeepLab-style heads on a shared decoder, float32.
+def instance_net(
+    config: NetConfig = DEFAULT_CONFIG, input_shape: tuple[int, int] | None = None
+) -> keras.Model:
+    """Panoptic-DeepLab-style heads on a shared decoder, float32, for uint8 [B, H, W, 3].
 
     Outputs:
-      thing_logits: [B, S, S, 3], background / vehicle / pedestrian.
-      center_logits: [B, S/2, S/2, 2], per thing class, sigmoid -> centre heatmap.
-      offsets: [B, S, S, 2], (dy, dx) in input pixels from each pixel to its instance centre.
+      thing_logits: [B, H, W, 3], background / vehicle / pedestrian.
+      center_logits: [B, H/2, W/2, 2], per thing class, sigmoid -> centre heatmap.
+      offsets: [B, H, W, 2], (dy, dx) in input pixels from each pixel to its instance centre.
     """
-    images, x = _backbone(config, "ins", input_size)
+    images, x = _backbone(config, "ins", input_shape)
     heads = {}
     for key, channels in (("thing_logits", 3), ("center_logits", 2), ("offsets", 2)):
         h = _conv_bn(x, config.head_width, name=f"ins_{key}_head")
@@ -165,11 +171,11 @@ def fuse_thing_logits(
     gains in `models/MODEL_CARD.md`, "What was tried").
 
     Args:
-      instance_heads: `instance_net` outputs; thing_logits float32 [B, S, S, 3].
-      semantic_logits: `semantic_net` logits, float32 [B, S, S, 7].
+      instance_heads: `instance_net` outputs; thing_logits float32 [B, H, W, 3].
+      semantic_logits: `semantic_net` logits, float32 [B, H, W, 7].
 
     Returns:
-      The same dict with thing_logits float32 [B, S, S, 3] replaced.
+      The same dict with thing_logits float32 [B, H, W, 3] replaced.
     """
     stuff = [c for c in range(NUM_CLASSES) if c not in THING_CLASS_IDS]
     grouped = tf.stack(

@@ -1,10 +1,10 @@
 """Training data: scenes rendered in memory, resized to the model input, and targets.
 
 Scenes are rendered at their natural varied sizes and stretched to the model
-input (INPUT_SIZE, 256x256),
-exactly as the pipeline stretches its inputs, so the models see the same
-aspect-ratio distortions in training as in production. This module does not
-import TensorFlow, so render workers start fast under the "spawn" method.
+input (INPUT_SHAPE, 256x384), exactly as the pipeline stretches its inputs, so
+the models see the same aspect-ratio distortions in training as in production.
+This module does not import TensorFlow, so render workers start fast under the
+"spawn" method.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from models.net_geometry import DENSE_STRIDE, INPUT_SIZE
+from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
 from models.net_geometry import OUTPUT_STRIDE as STRIDE
 from models.synthetic_render import scene_for_index
 
@@ -26,8 +26,8 @@ THING_CLASS_IDS = (5, 6)
 class TrainingSet(NamedTuple):
     """Scenes at model input size.
 
-    images: uint8 [N, S, S, 3]; class_maps: uint8 [N, S, S] (class id);
-    instance_maps: uint8 [N, S, S] (0 = none, k = instance k).
+    images: uint8 [N, H, W, 3]; class_maps: uint8 [N, H, W] (class id);
+    instance_maps: uint8 [N, H, W] (0 = none, k = instance k).
     """
 
     images: np.ndarray
@@ -38,13 +38,12 @@ class TrainingSet(NamedTuple):
 class InstanceTargets(NamedTuple):
     """Per-batch instance-model targets.
 
-    thing: int32 [B, S, S] (S = input side), 0 background, 1 vehicle, 2 pedestrian.
-    heatmap: float32 [B, G, G, 2] (G = side / OUTPUT_STRIDE, 128 for full inputs),
-      Gaussian centre heatmaps per thing class, exactly 1.0 at the grid cell
-      holding each instance's centroid.
-    offsets: float32 [B, D, D, 2] (D = side / DENSE_STRIDE), (dy, dx) in input
-      pixels from each dense cell's centre to its instance's centroid (0 off instances).
-    offset_weight: float32 [B, D, D], 1 on instance cells.
+    thing: int32 [B, H, W] (the input's sides), 0 background, 1 vehicle, 2 pedestrian.
+    heatmap: float32 [B, H/2, W/2, 2] (OUTPUT_STRIDE), Gaussian centre heatmaps
+      per thing class, exactly 1.0 at the grid cell holding each instance's centroid.
+    offsets: float32 [B, H, W, 2] (DENSE_STRIDE), (dy, dx) in input pixels from
+      each dense cell's centre to its instance's centroid (0 off instances).
+    offset_weight: float32 [B, H, W], 1 on instance cells.
     """
 
     thing: np.ndarray
@@ -54,11 +53,12 @@ class InstanceTargets(NamedTuple):
 
 
 def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Renders scene (seed, index) and stretches it to INPUT_SIZE x INPUT_SIZE."""
+    """Renders scene (seed, index) and stretches it to INPUT_SHAPE (height, width)."""
     scene = scene_for_index(seed, index)
     rng = np.random.default_rng([seed, index, 1])
     image = Image.fromarray(scene.image)
-    size = (INPUT_SIZE, INPUT_SIZE)
+    height, width = INPUT_SHAPE
+    size = (width, height)  # PIL sizes are (width, height).
     if rng.random() < 0.5:
         image = image.resize(size, Image.Resampling.BILINEAR)
     else:
@@ -67,7 +67,7 @@ def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.n
         image = image.transform(
             size,
             Image.Transform.AFFINE,
-            (w / INPUT_SIZE, 0, 0, 0, h / INPUT_SIZE, 0),
+            (w / width, 0, 0, 0, h / height, 0),
             Image.Resampling.BILINEAR,
         )
     if rng.random() < 0.5:
@@ -86,7 +86,7 @@ def _render_range(args: tuple[int, int, int]) -> TrainingSet:
 
 
 def render_training_set(seed: int, count: int, workers: int = 2) -> TrainingSet:
-    """Renders scenes (seed, 0..count-1) at INPUT_SIZE with `workers` processes."""
+    """Renders scenes (seed, 0..count-1) at INPUT_SHAPE with `workers` processes."""
     chunk = 50
     jobs = [(seed, s, min(count, s + chunk)) for s in range(0, count, chunk)]
     if workers <= 1:
@@ -97,14 +97,17 @@ def render_training_set(seed: int, count: int, workers: int = 2) -> TrainingSet:
     return TrainingSet(*(np.concatenate([r[k] for r in results]) for k in range(3)))
 
 
-def augment(batch: TrainingSet, rng: np.random.Generator, crop: int = INPUT_SIZE) -> TrainingSet:
+def augment(batch: TrainingSet, rng: np.random.Generator, crop: int) -> TrainingSet:
     """Random horizontal flips (street scenes are mirror-symmetric) and one random
     crop of side `crop` for the whole batch, at an even offset so the output grid
     stays aligned. The networks are fully convolutional, so crops train the
     full-size model on less compute."""
     flip = rng.random(len(batch.images)) < 0.5
     flipped = [np.where(flip.reshape((-1,) + (1,) * (a.ndim - 1)), a[:, :, ::-1], a) for a in batch]
-    y0, x0 = (int(v) * STRIDE for v in rng.integers(0, (INPUT_SIZE - crop) // STRIDE + 1, size=2))
+    height, width = batch.images.shape[1:3]
+    y0, x0 = (
+        int(rng.integers(0, (side - crop) // STRIDE + 1)) * STRIDE for side in (height, width)
+    )
     return TrainingSet(*(a[:, y0 : y0 + crop, x0 : x0 + crop] for a in flipped))
 
 
@@ -114,10 +117,9 @@ def instance_targets(class_maps: np.ndarray, instance_maps: np.ndarray) -> Insta
     thing = np.zeros(class_maps.shape, dtype=np.int32)
     for k, class_id in enumerate(THING_CLASS_IDS, start=1):
         thing[class_maps == class_id] = k
-    grid = class_maps.shape[1] // STRIDE
-    dense = class_maps.shape[1] // DENSE_STRIDE
-    heatmap = np.zeros((b, grid, grid, 2), dtype=np.float32)
-    offsets = np.zeros((b, dense, dense, 2), dtype=np.float32)
+    height, width = class_maps.shape[1:3]
+    heatmap = np.zeros((b, height // STRIDE, width // STRIDE, 2), dtype=np.float32)
+    offsets = np.zeros((b, height // DENSE_STRIDE, width // DENSE_STRIDE, 2), dtype=np.float32)
     for n in range(b):
         _image_targets(class_maps[n], instance_maps[n], heatmap[n], offsets[n])
     sub = instance_maps[:, ::DENSE_STRIDE, ::DENSE_STRIDE]
@@ -135,7 +137,7 @@ def _image_targets(
     heatmap: np.ndarray,
     offsets: np.ndarray,
 ) -> None:
-    """Fills one image's heatmap [G, G, 2] and offsets [D, D, 2] in place."""
+    """Fills one image's heatmap [Gh, Gw, 2] and offsets [Dh, Dw, 2] in place."""
     flat = instance_map.ravel().astype(np.int64)
     n = int(flat.max()) if flat.size else 0
     if n == 0:
@@ -149,33 +151,46 @@ def _image_targets(
     cls[flat] = class_map.ravel()
     sub = instance_map[::DENSE_STRIDE, ::DENSE_STRIDE].astype(np.int64)
     on = sub > 0
-    dense_centres = _cell_centres(len(sub), DENSE_STRIDE)
-    offsets[..., 0] = np.where(on, cy[sub] - dense_centres[:, None], 0.0)
-    offsets[..., 1] = np.where(on, cx[sub] - dense_centres[None, :], 0.0)
-    cell_centres = _cell_centres(len(heatmap), STRIDE)
+    dense_rows = _cell_centres(sub.shape[0], DENSE_STRIDE)
+    dense_cols = _cell_centres(sub.shape[1], DENSE_STRIDE)
+    offsets[..., 0] = np.where(on, cy[sub] - dense_rows[:, None], 0.0)
+    offsets[..., 1] = np.where(on, cx[sub] - dense_cols[None, :], 0.0)
+    cell_rows = _cell_centres(heatmap.shape[0], STRIDE)
+    cell_cols = _cell_centres(heatmap.shape[1], STRIDE)
     for k in range(1, n + 1):
         if area[k] == 0 or cls[k] not in THING_CLASS_IDS:
             continue
         _splat(
-            heatmap[..., THING_CLASS_IDS.index(int(cls[k]))], cy[k], cx[k], area[k], cell_centres
+            heatmap[..., THING_CLASS_IDS.index(int(cls[k]))],
+            cy[k],
+            cx[k],
+            area[k],
+            (cell_rows, cell_cols),
         )
 
 
 def _splat(
-    channel: np.ndarray, cy: float, cx: float, area: float, cell_centres: np.ndarray
+    channel: np.ndarray,
+    cy: float,
+    cx: float,
+    area: float,
+    cell_centres: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    """Max-splats a Gaussian peaking at 1.0 on the grid cell holding (cy, cx)."""
+    """Max-splats a Gaussian peaking at 1.0 on the grid cell holding (cy, cx).
+
+    cell_centres: (row centres, column centres) of the channel's grid, input pixels.
+    """
     sigma = float(np.clip(0.12 * np.sqrt(area), 2.0, 8.0))  # Input pixels.
-    grid = len(cell_centres)
-    i, j = min(int(cy // STRIDE), grid - 1), min(int(cx // STRIDE), grid - 1)
+    rows, cols = cell_centres
+    i, j = min(int(cy // STRIDE), len(rows) - 1), min(int(cx // STRIDE), len(cols) - 1)
     radius = int(np.ceil(3 * sigma / STRIDE))
     i0, i1, j0, j1 = (
         max(i - radius, 0),
-        min(i + radius + 1, grid),
+        min(i + radius + 1, len(rows)),
         max(j - radius, 0),
-        min(j + radius + 1, grid),
+        min(j + radius + 1, len(cols)),
     )
-    dy = cell_centres[i0:i1] - cell_centres[i]
-    dx = cell_centres[j0:j1] - cell_centres[j]
+    dy = rows[i0:i1] - rows[i]
+    dx = cols[j0:j1] - cols[j]
     g = np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * sigma**2))
     np.maximum(channel[i0:i1, j0:j1], g, out=channel[i0:i1, j0:j1])

@@ -23,7 +23,7 @@ from models.evaluate_metrics import (
     instance_scores,
     semantic_scores,
 )
-from models.net_geometry import INPUT_SIZE
+from models.net_geometry import INPUT_SHAPE
 from models.networks import NUM_CLASSES, THING_CLASS_IDS
 from models.synthetic_render import Scene, scene_for_index
 
@@ -64,8 +64,9 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
 
 
 def model_input(image: np.ndarray) -> tf.Tensor:
-    """uint8 [H, W, 3] -> uint8 [1, S, S, 3], stretched as the pipeline's loader does."""
-    resized = tf.image.resize(image[None], [INPUT_SIZE, INPUT_SIZE], method="bilinear")
+    """uint8 [H, W, 3] -> uint8 [1, 256, 384, 3] (INPUT_SHAPE), stretched as the
+    pipeline's loader does."""
+    resized = tf.image.resize(image[None], INPUT_SHAPE, method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 

@@ -18,26 +18,27 @@ from models.train_validate import paste_masks
 CONFIG = PostprocessConfig()
 
 
-def _two_touching_cars(side: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    class_map = np.zeros((side, side), np.uint8)
-    instance_map = np.zeros((side, side), np.uint8)
+def _two_touching_cars(height: int = 256, width: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    class_map = np.zeros((height, width), np.uint8)
+    instance_map = np.zeros((height, width), np.uint8)
     # Two vehicles bumper to bumper (touching), and a pedestrian; laid out for a
-    # 256x256 input and scaled with the side.
+    # 256x256 input and scaled with the sides.
     for k, (y0, y1, x0, x1, c) in enumerate(
         [(100, 140, 40, 100, 5), (100, 140, 100, 170, 5), (60, 120, 200, 216, 6)], start=1
     ):
-        y0, y1, x0, x1 = (v * side // 256 for v in (y0, y1, x0, x1))
+        y0, y1 = (v * height // 256 for v in (y0, y1))
+        x0, x1 = (v * width // 256 for v in (x0, x1))
         class_map[y0:y1, x0:x1] = c
         instance_map[y0:y1, x0:x1] = k
     return class_map, instance_map
 
 
-# The grids come from the heads' shapes: centres on 128 cells and dense heads on
-# 256 for the bundled 256x256 input, 192 and 384 for a 384x384 one, with no
-# constant to change.
-@pytest.mark.parametrize("side", [256, 384])
-def test_perfect_heads_give_separate_instances(side):
-    class_map, instance_map = _two_touching_cars(side)
+# The grids come from the heads' shapes: centres on 128 x 192 cells and dense
+# heads on 256 x 384 for the bundled 256x384 input, square grids for a square
+# input, with no constant to change.
+@pytest.mark.parametrize(("height", "width"), [(256, 256), (256, 384), (384, 256)])
+def test_perfect_heads_give_separate_instances(height, width):
+    class_map, instance_map = _two_touching_cars(height, width)
     out = {
         k: v[0].numpy()
         for k, v in to_detections(perfect_heads(class_map, instance_map), CONFIG).items()
@@ -46,7 +47,8 @@ def test_perfect_heads_give_separate_instances(side):
     assert n == 3
     assert sorted(out["detection_classes"][:n].tolist()) == [6.0, 6.0, 7.0]
     assert np.all(out["detection_scores"][n:] == 0)
-    masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], side, side) >= 0.5
+    masks = paste_masks(out["detection_masks"][:n], out["detection_boxes"][:n], height, width)
+    masks = masks >= 0.5
     for k in (1, 2, 3):
         gt = instance_map == k
         ious = [(m & gt).sum() / (m | gt).sum() for m in masks]
@@ -126,13 +128,15 @@ def test_no_centres_means_no_detections():
 
 
 def test_grouping_rejects_heads_it_cannot_size():
-    # The grid comes from the heads' static shape: non-square heads have none.
-    with pytest.raises(ValueError, match="square heads with a static size"):
-        to_detections(
-            {
-                "thing_logits": tf.zeros([1, 64, 96, 3]),
-                "center_logits": tf.zeros([1, 64, 96, 2]),
-                "offsets": tf.zeros([1, 64, 96, 2]),
-            },
-            CONFIG,
-        )
+    # The grids come from the heads' static shapes; a graph traced for any input
+    # size has none.
+    def any_size(channels: int) -> tf.TensorSpec:
+        return tf.TensorSpec([1, None, None, channels], tf.float32)
+
+    @tf.function(input_signature=[any_size(3), any_size(2), any_size(2)])
+    def group(thing, centres, offsets):
+        heads = {"thing_logits": thing, "center_logits": centres, "offsets": offsets}
+        return to_detections(heads, CONFIG)
+
+    with pytest.raises(ValueError, match="heads with a static size"):
+        group.get_concrete_function()

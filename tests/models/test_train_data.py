@@ -34,6 +34,21 @@ def test_targets_of_one_vehicle_by_hand():
     assert t.offset_weight.sum() == 40 * 60
 
 
+def test_targets_on_a_wide_input_keep_rows_and_columns_apart():
+    class_map = np.zeros((1, 256, 384), np.uint8)
+    instance_map = np.zeros((1, 256, 384), np.uint8)
+    class_map[0, 20:60, 300:310] = 6  # A 40x10 pedestrian right of the 256th column.
+    instance_map[0, 20:60, 300:310] = 1
+    t = instance_targets(class_map, instance_map)
+    assert t.heatmap.shape == (1, 128, 192, 2)
+    assert t.offsets.shape == (1, 256, 384, 2)
+    # Centroid (40.0, 305.0): centre grid cell (20, 152), pedestrian channel.
+    assert t.heatmap[0, 20, 152, 1] == 1.0
+    assert t.heatmap[0, :, :, 0].max() == 0.0
+    np.testing.assert_allclose(t.offsets[0, 20, 300], [40 - 20.5, 305 - 300.5])
+    np.testing.assert_allclose(t.offsets[0, 59, 309], [40 - 59.5, 305 - 309.5])
+
+
 def test_augment_crops_and_flips_consistently():
     class_map, instance_map = _one_vehicle()
     images = np.zeros((1, 256, 256, 3), np.uint8)
@@ -46,3 +61,18 @@ def test_augment_crops_and_flips_consistently():
         # Whatever the flip and crop, pixels and labels moved together.
         np.testing.assert_array_equal(out.images[0, :, :, 0] == 200, out.class_maps[0] == 5)
         np.testing.assert_array_equal(out.class_maps[0] == 5, out.instance_maps[0] == 1)
+
+
+def test_augment_crops_anywhere_in_a_wide_input():
+    columns = np.broadcast_to((np.arange(384) // 2).astype(np.uint8), (1, 256, 384))
+    batch = TrainingSet(np.repeat(columns[..., None], 3, axis=-1), columns.copy(), columns.copy())
+    starts = set()
+    for seed in range(40):
+        out = augment(batch, np.random.default_rng(seed), crop=192)
+        assert out.images.shape == (1, 192, 192, 3)
+        first, last = int(out.class_maps[0, 0, 0]), int(out.class_maps[0, 0, -1])
+        starts.add(min(first, last))
+    # Crops start at even columns 0..192 (values 0..96): some beyond the first 64
+    # columns, which a square 256 crop window would never reach.
+    assert max(starts) > 32
+    assert max(starts) <= 96
