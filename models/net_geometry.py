@@ -4,8 +4,8 @@ Kept free of TensorFlow imports so that render workers (spawned processes) start
 Images are stretched to INPUT_SHAPE = (height, width). The input is wider than
 tall because most images are (aspect ratios 9:16 to 2:1, mean about 1.3:1) and
 pedestrians, side by side in groups, are told apart horizontally: at 256x256 a
-2:1 image is squeezed to a quarter of its width and far pedestrians to 1-2
-pixels (the model card measures both). The decoder's features and the
+2:1 image is squeezed horizontally twice as much as vertically, and far
+pedestrians to 1-2 pixels (the model card measures what it cost). The decoder's features and the
 centre heatmaps are at OUTPUT_STRIDE; the dense heads (semantic logits, thing
 segmentation, offsets) are at DENSE_STRIDE: each feature cell predicts its
 (OUTPUT_STRIDE / DENSE_STRIDE)^2 sub-cells (a sub-pixel convolution), because

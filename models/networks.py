@@ -3,10 +3,10 @@
 Both take uint8 RGB [B, H, W, 3] (normalised inside; H x W = 256 x 384 for the
 exports, `models.net_geometry`; any sides divisible by 16 in training). Encoder
 strides 2/4/8/16 with widths `widths`; the decoder upsamples by 2 and fuses the
-skip at each level, ending at stride 2. Dense heads
-(class logits, thing segmentation, offsets) predict every input pixel from the
-stride-2 features by a sub-pixel convolution (a 1x1 convolution to 4x the
-channels, then depth-to-space); the centre heatmaps stay at stride 2.
+skip at each level, ending at stride 2. Dense heads (class logits, thing
+segmentation, offsets) predict every input pixel from the stride-2 features by
+a sub-pixel convolution (a 1x1 convolution to 4x the channels, then
+depth-to-space); the centre heatmaps stay at stride 2.
 """
 
 from __future__ import annotations
