@@ -252,8 +252,14 @@ def to_detections(raw: dict[str, tf.Tensor], config: PostprocessConfig) -> dict[
     """Instance heads -> OD-API detection dict (contract in models.export)."""
     centres = find_centres(raw["center_logits"], config)
     # Dense heads may be finer than the centre grid (sub-pixel heads): D = G * 2 -> stride 1.
-    dense = _grid_shape(raw["offsets"])
-    stride = OUTPUT_STRIDE * _grid_shape(raw["center_logits"])[0] / dense[0]
+    dense, grid = _grid_shape(raw["offsets"]), _grid_shape(raw["center_logits"])
+    if dense[0] * grid[1] != dense[1] * grid[0]:
+        raise ValueError(
+            f"The dense heads ({dense[0]}x{dense[1]}) and the centre heatmaps "
+            f"({grid[0]}x{grid[1]}) must cover the input at one stride on both axes; "
+            "check the network's output strides."
+        )
+    stride = OUTPUT_STRIDE * grid[0] / dense[0]
     assignment = assign_pixels(raw["thing_logits"], raw["offsets"], centres, stride)
     stats = slot_stats(assignment, config.max_detections)
     mean_fg = tf.math.divide_no_nan(stats.foreground, stats.area)

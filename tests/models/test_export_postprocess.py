@@ -140,3 +140,15 @@ def test_grouping_rejects_heads_it_cannot_size():
 
     with pytest.raises(ValueError, match="heads with a static size"):
         group.get_concrete_function()
+
+
+def test_grouping_rejects_grids_of_different_strides_per_axis():
+    with pytest.raises(ValueError, match="one stride on both axes"):
+        to_detections(
+            {
+                "thing_logits": tf.zeros([1, 64, 96, 3]),
+                "center_logits": tf.zeros([1, 32, 32, 2]),
+                "offsets": tf.zeros([1, 64, 96, 2]),
+            },
+            CONFIG,
+        )
