@@ -4,12 +4,13 @@
 
 On validation renders (seed 5,000, the calibration indices; never the held-out
 evaluation seed), the exported instance network's raw heads (thing
-segmentation, centre heatmap, centre offsets) are grouped by the same in-graph
-post-processing as the export, once as predicted and once with each head (and
-pairs of heads) replaced by the head a perfect network would emit, built from
-the training targets. Prints COCO mask AP50 overall and per class for each
-variant: the head whose swap gains most is the one to improve, and "all
-ground truth" is the ceiling the output grid and grouping allow.
+segmentation, centre heatmap, centre offsets), averaged over the image and its
+mirror as the export does, are grouped by the same in-graph post-processing,
+once as predicted and once with each head (and pairs of heads) replaced by the
+head a perfect network would emit, built from the training targets. Prints COCO
+mask AP50 overall and per class for each variant: the head whose swap gains
+most is the one to improve, and "all ground truth" is the ceiling the output
+grid and grouping allow.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tensorflow as tf
 from models.evaluate_metrics import Detection, GroundTruthImage, instance_scores
 from models.export import DEFAULT_POSTPROCESS
 from models.export_postprocess import to_detections
+from models.mirror_average import mirror_averaged
 from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
 from models.networks import THING_CLASS_IDS, fuse_thing_logits, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
@@ -84,8 +86,11 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
         height, width = scene.class_map.shape
         _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
         image = model_input(scene.image)
-        predicted = fuse_thing_logits(
-            net(image, training=False), semantic(image, training=False)["logits"]
+        predicted = mirror_averaged(
+            lambda both: fuse_thing_logits(
+                net(both, training=False), semantic(both, training=False)["logits"]
+            ),
+            image,
         )
         perfect = perfect_heads(class_map, instance_map)
         ground_truth.append(scene_ground_truth(scene))

@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from models.export_postprocess import PostprocessConfig, to_detections
+from models.mirror_average import mirror_averaged
 from models.net_geometry import INPUT_SHAPE
 from models.networks import fuse_thing_logits, with_input_shape
 
@@ -61,14 +62,20 @@ INSTANCE_SPEC = {
 class SemanticModule(tf.Module):
     """Holds the semantic network; `serve` is the exported signature."""
 
-    def __init__(self, net: keras.Model) -> None:
+    def __init__(self, net: keras.Model, mirror_average: bool = True) -> None:
         super().__init__(name="semantic")
         self.net = net
+        self._mirror_average = mirror_average
+
+    def _logits(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"logits": self.net(images, training=False)["logits"]}
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """uint8 [B, 256, 384, 3] -> {"logits": float32 [B, 256, 384, 7]}."""
-        return {"logits": self.net(images, training=False)["logits"]}
+        if self._mirror_average:
+            return mirror_averaged(self._logits, images)
+        return self._logits(images)
 
 
 class InstanceModule(tf.Module):
@@ -81,18 +88,26 @@ class InstanceModule(tf.Module):
         net: keras.Model,
         semantic: keras.Model,
         config: PostprocessConfig = DEFAULT_POSTPROCESS,
+        mirror_average: bool = True,
     ) -> None:
         super().__init__(name="instance")
         self.net = net
         self.semantic = semantic
         self._config = config
+        self._mirror_average = mirror_average
+
+    def _heads(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return fuse_thing_logits(
+            self.net(images, training=False), self.semantic(images, training=False)["logits"]
+        )
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """uint8 [B, 256, 384, 3] -> OD-API detection dict (see module docstring)."""
-        heads = fuse_thing_logits(
-            self.net(images, training=False), self.semantic(images, training=False)["logits"]
-        )
+        if self._mirror_average:
+            heads = mirror_averaged(self._heads, images)
+        else:
+            heads = self._heads(images)
         return to_detections(heads, self._config)
 
 
@@ -107,10 +122,14 @@ def export_models(
     instance: keras.Model,
     output: str | Path,
     config: PostprocessConfig = DEFAULT_POSTPROCESS,
+    mirror_average: bool = True,
 ) -> None:
     """Writes output/semantic/, output/instance/ and the two spec JSON files.
 
-    `output` must already hold labels.txt (the specs point at it).
+    `output` must already hold labels.txt (the specs point at it). With
+    `mirror_average`, both signatures average the networks' outputs over the
+    image and its mirror (`models.mirror_average`): the same contract at twice
+    the network cost.
     """
     out = Path(output)
     if not (out / "labels.txt").is_file():
@@ -119,9 +138,11 @@ def export_models(
             "Export into models/bundled or copy the label map there first."
         )
     fixed_semantic = with_input_shape(semantic, INPUT_SHAPE)
-    _save(SemanticModule(fixed_semantic), out / "semantic")
+    _save(SemanticModule(fixed_semantic, mirror_average), out / "semantic")
     _save(
-        InstanceModule(with_input_shape(instance, INPUT_SHAPE), fixed_semantic, config),
+        InstanceModule(
+            with_input_shape(instance, INPUT_SHAPE), fixed_semantic, config, mirror_average
+        ),
         out / "instance",
     )
     for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):
