@@ -2,10 +2,10 @@
 
 Contract (the pipeline's loader depends on it):
 
-semantic/  serving_default(images: uint8 [None, 256, 384, 3])
-  -> {"logits": float32 [B, 256, 384, 7]}; channel c is class id c.
+semantic/  serving_default(images: uint8 [None, 256, 512, 3])
+  -> {"logits": float32 [B, 256, 512, 7]}; channel c is class id c.
 
-instance/  serving_default(images: uint8 [None, 256, 384, 3]) -> TF2 OD-API dict:
+instance/  serving_default(images: uint8 [None, 256, 512, 3]) -> TF2 OD-API dict:
   detection_boxes   float32 [B, 50, 4]  normalised (ymin, xmin, ymax, xmax)
   detection_scores  float32 [B, 50]     descending, 0 for padding
   detection_classes float32 [B, 50]     class id + 1 (vehicle 6, pedestrian 7), 0 padding
@@ -72,7 +72,7 @@ class SemanticModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 384, 3] -> {"logits": float32 [B, 256, 384, 7]}."""
+        """uint8 [B, 256, 512, 3] -> {"logits": float32 [B, 256, 512, 7]}."""
         if self._mirror_average:
             return mirror_averaged(self._logits, images)
         return self._logits(images)
@@ -103,7 +103,7 @@ class InstanceModule(tf.Module):
 
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 384, 3] -> OD-API detection dict (see module docstring)."""
+        """uint8 [B, 256, 512, 3] -> OD-API detection dict (see module docstring)."""
         if self._mirror_average:
             heads = mirror_averaged(self._heads, images)
         else:

@@ -1,12 +1,13 @@
 """The two bundled networks: small U-Nets with separable convolutions.
 
-Both take uint8 RGB [B, H, W, 3] (normalised inside; H x W = 256 x 384 for the
+Both take uint8 RGB [B, H, W, 3] (normalised inside; H x W = 256 x 512 for the
 exports, `models.net_geometry`; any sides divisible by 16 in training). Encoder
-strides 2/4/8/16 with widths `widths`; the decoder upsamples by 2 and fuses the
-skip at each level, ending at stride 2. Dense heads (class logits, thing
-segmentation, offsets) predict every input pixel from the stride-2 features by
-a sub-pixel convolution (a 1x1 convolution to 4x the channels, then
-depth-to-space); the centre heatmaps stay at stride 2.
+strides 2/4/8/16 with widths `widths`, then a dilated context block at stride
+16; the decoder upsamples by 2 and fuses the skip at each level, ending at
+stride 2. Dense heads (class logits, thing segmentation, offsets) predict every
+input pixel from the stride-2 features by a sub-pixel convolution (a 1x1
+convolution to 4x the channels, then depth-to-space); the centre heatmaps stay
+at stride 2.
 """
 
 from __future__ import annotations
@@ -94,6 +95,24 @@ def _conv_bn(
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _context(x: keras.KerasTensor, width: int, name: str) -> keras.KerasTensor:
+    """Two residual separable convolutions dilated 2 and 4 on the stride-16 features.
+
+    They widen the bottleneck's (theoretical) receptive field from 123 to 315
+    input pixels for ~55k parameters and little compute (the stride-16 grid is
+    16 x 32 cells at 256 x 512): a large vehicle's far pixels must see its
+    centre to vote for it (model card: held-out vehicle AP50 0.651 -> 0.726).
+    """
+    for rate in (2, 4):
+        y = keras.layers.SeparableConv2D(
+            width, 3, padding="same", dilation_rate=rate, use_bias=False, name=f"{name}{rate}_sep"
+        )(x)
+        y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}{rate}_bn")(y)
+        y = keras.layers.Add(name=f"{name}{rate}_add")([x, y])
+        x = keras.layers.ReLU(name=f"{name}{rate}_relu")(y)
+    return x
+
+
 def _backbone(
     config: NetConfig, name: str, input_shape: tuple[int, int] | None
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -113,6 +132,7 @@ def _backbone(
         x = _conv_bn(x, width, name=f"{name}_e{level}b")
         if level == 4:
             x = _conv_bn(x, width, name=f"{name}_e{level}c")
+            x = _context(x, width, name=f"{name}_ctx")
         skips.append(x)
     for level in (3, 2, 1):
         x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up{level}")(x)

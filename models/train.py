@@ -4,7 +4,7 @@
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
 rendered once in memory at their native varied sizes and stretched to the
-model input (256x384, `models.net_geometry`).
+model input (256x512, `models.net_geometry`).
 Validation uses seed 5_000; the held-out evaluation seed 424242 is never
 touched. CPU only; both cores are used.
 """
@@ -30,7 +30,7 @@ class TrainConfig:
 
     steps: int = 3000  # ~0.54 s a step on 2 quiet cores: the whole recipe takes ~30 min.
     batch_size: int = 16
-    crop: int = 192  # Training crop side; the exported models take 256x384 (INPUT_SHAPE).
+    crop: int = 192  # Training crop side; the exported models take 256x512 (INPUT_SHAPE).
     num_scenes: int = 8000
     learning_rate: float = 3e-3
     warmup_steps: int = 100

@@ -1,7 +1,7 @@
 """Training data: scenes rendered in memory, resized to the model input, and targets.
 
 Scenes are rendered at their natural varied sizes and stretched to the model
-input (INPUT_SHAPE, 256x384), exactly as the pipeline stretches its inputs, so
+input (INPUT_SHAPE, 256x512), exactly as the pipeline stretches its inputs, so
 the models see the same aspect-ratio distortions in training as in production.
 This module does not import TensorFlow, so render workers start fast under the
 "spawn" method.

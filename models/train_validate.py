@@ -64,7 +64,7 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
 
 
 def model_input(image: np.ndarray) -> tf.Tensor:
-    """uint8 [H, W, 3] -> uint8 [1, 256, 384, 3] (INPUT_SHAPE), stretched as the
+    """uint8 [H, W, 3] -> uint8 [1, 256, 512, 3] (INPUT_SHAPE), stretched as the
     pipeline's loader does."""
     resized = tf.image.resize(image[None], INPUT_SHAPE, method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)

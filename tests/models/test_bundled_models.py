@@ -30,11 +30,11 @@ def instance():
 
 @pytest.fixture(scope="module")
 def scenes():
-    """Four fresh scenes at native size, with their 256x384 (H x W) stretched model inputs."""
+    """Four fresh scenes at native size, with their 256x512 (H x W) stretched model inputs."""
     out = []
     for i in range(4):
         scene = scene_for_index(TEST_SEED, i)
-        resized = tf.image.resize(scene.image[None], [256, 384], method="bilinear")
+        resized = tf.image.resize(scene.image[None], [256, 512], method="bilinear")
         out.append((scene, tf.cast(tf.round(resized), tf.uint8)))
     return out
 
@@ -52,22 +52,22 @@ def test_signature_input(name):
     assert list(loaded.signatures) == ["serving_default"]
     spec = _input_spec(loaded.signatures["serving_default"])
     assert spec.dtype == tf.uint8
-    assert spec.shape.as_list() == [None, 256, 384, 3]
+    assert spec.shape.as_list() == [None, 256, 512, 3]
 
 
 def test_semantic_outputs_on_random_batch(semantic):
     images = tf.constant(
-        np.random.default_rng(0).integers(0, 256, (3, 256, 384, 3), dtype=np.uint8)
+        np.random.default_rng(0).integers(0, 256, (3, 256, 512, 3), dtype=np.uint8)
     )
     out = semantic(images=images)
     assert set(out) == {"logits"}
     assert out["logits"].dtype == tf.float32
-    assert out["logits"].shape.as_list() == [3, 256, 384, 7]
+    assert out["logits"].shape.as_list() == [3, 256, 512, 7]
 
 
 def test_instance_outputs_on_random_batch(instance):
     images = tf.constant(
-        np.random.default_rng(1).integers(0, 256, (2, 256, 384, 3), dtype=np.uint8)
+        np.random.default_rng(1).integers(0, 256, (2, 256, 512, 3), dtype=np.uint8)
     )
     out = instance(images=images)
     shapes = {k: v.shape.as_list() for k, v in out.items()}
@@ -88,7 +88,7 @@ def test_specs_match_the_contract():
         "format": "saved_model",
         "signature": "serving_default",
         "input_key": "images",
-        "input_size": [256, 384],
+        "input_size": [256, 512],
         "resize": "stretch",
         "input_range": "uint8",
         "labels": "labels.txt",
