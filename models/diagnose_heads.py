@@ -4,8 +4,9 @@
 
 On validation renders (seed 5,000, the calibration indices; never the held-out
 evaluation seed), the exported instance network's raw heads (thing
-segmentation, centre heatmap, centre offsets), averaged over the image and its
-mirror as the export does, are grouped by the same in-graph post-processing,
+segmentation, centre heatmap, centre offsets), computed as the export computes
+them (`models.export.instance_heads`: mirror-averaged when its training_log.json
+says the export was), are grouped by the same in-graph post-processing,
 once as predicted and once with each head (and pairs of heads) replaced by the
 head a perfect network would emit, built from the training targets. Prints COCO
 mask AP50 overall and per class for each variant: the head whose swap gains
@@ -17,17 +18,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from models.evaluate_metrics import Detection, GroundTruthImage, instance_scores
-from models.export import DEFAULT_POSTPROCESS
+from models.export import DEFAULT_POSTPROCESS, instance_heads
 from models.export_postprocess import to_detections
-from models.mirror_average import mirror_averaged
 from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
-from models.networks import THING_CLASS_IDS, fuse_thing_logits, instance_net, semantic_net
+from models.networks import THING_CLASS_IDS, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene
@@ -72,12 +73,20 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     }
 
 
+def _exported_with_mirror_average(model_dir: Path) -> bool:
+    """Whether `models.train_finalize` exported model_dir with mirror averaging
+    (its training_log.json; exports from before the option had none)."""
+    log = model_dir / "training_log.json"
+    return bool(log.is_file() and json.loads(log.read_text()).get("mirror_average", False))
+
+
 def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
     """AP50 (overall and per thing class id) for every variant in VARIANTS."""
     net, semantic = instance_net(input_shape=INPUT_SHAPE), semantic_net(input_shape=INPUT_SHAPE)
     # The export's attribute names (models.export.InstanceModule).
     checkpoint = tf.train.Checkpoint(net=net, semantic=semantic)
     checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()
+    mirror_average = _exported_with_mirror_average(model_dir)
     ground_truth: list[GroundTruthImage] = []
     detections: dict[str, list[Detection]] = {name: [] for name in VARIANTS}
     for position in range(num_images):
@@ -86,12 +95,7 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
         height, width = scene.class_map.shape
         _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
         image = model_input(scene.image)
-        predicted = mirror_averaged(
-            lambda both: fuse_thing_logits(
-                net(both, training=False), semantic(both, training=False)["logits"]
-            ),
-            image,
-        )
+        predicted = instance_heads(net, semantic, image, mirror_average)
         perfect = perfect_heads(class_map, instance_map)
         ground_truth.append(scene_ground_truth(scene))
         for name, swapped in VARIANTS.items():

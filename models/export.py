@@ -59,10 +59,29 @@ INSTANCE_SPEC = {
 }
 
 
+def instance_heads(
+    net: keras.Model, semantic: keras.Model, images: tf.Tensor, mirror_average: bool
+) -> dict[str, tf.Tensor]:
+    """The instance export's heads before grouping, for uint8 [B, H, W, 3] images.
+
+    The instance network's heads with the semantic network's evidence fused
+    into the thing segmentation (`networks.fuse_thing_logits`), averaged over
+    the image and its mirror when `mirror_average` (`models.mirror_average`).
+    Shapes as `networks.instance_net` gives them.
+    """
+
+    def fused(batch: tf.Tensor) -> dict[str, tf.Tensor]:
+        return fuse_thing_logits(
+            net(batch, training=False), semantic(batch, training=False)["logits"]
+        )
+
+    return mirror_averaged(fused, images) if mirror_average else fused(images)
+
+
 class SemanticModule(tf.Module):
     """Holds the semantic network; `serve` is the exported signature."""
 
-    def __init__(self, net: keras.Model, mirror_average: bool = True) -> None:
+    def __init__(self, net: keras.Model, *, mirror_average: bool) -> None:
         super().__init__(name="semantic")
         self.net = net
         self._mirror_average = mirror_average
@@ -87,8 +106,9 @@ class InstanceModule(tf.Module):
         self,
         net: keras.Model,
         semantic: keras.Model,
-        config: PostprocessConfig = DEFAULT_POSTPROCESS,
-        mirror_average: bool = True,
+        config: PostprocessConfig,
+        *,
+        mirror_average: bool,
     ) -> None:
         super().__init__(name="instance")
         self.net = net
@@ -96,18 +116,10 @@ class InstanceModule(tf.Module):
         self._config = config
         self._mirror_average = mirror_average
 
-    def _heads(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return fuse_thing_logits(
-            self.net(images, training=False), self.semantic(images, training=False)["logits"]
-        )
-
     @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """uint8 [B, 256, 512, 3] -> OD-API detection dict (see module docstring)."""
-        if self._mirror_average:
-            heads = mirror_averaged(self._heads, images)
-        else:
-            heads = self._heads(images)
+        heads = instance_heads(self.net, self.semantic, images, self._mirror_average)
         return to_detections(heads, self._config)
 
 
@@ -121,8 +133,9 @@ def export_models(
     semantic: keras.Model,
     instance: keras.Model,
     output: str | Path,
-    config: PostprocessConfig = DEFAULT_POSTPROCESS,
-    mirror_average: bool = True,
+    config: PostprocessConfig,
+    *,
+    mirror_average: bool,
 ) -> None:
     """Writes output/semantic/, output/instance/ and the two spec JSON files.
 
@@ -138,11 +151,10 @@ def export_models(
             "Export into models/bundled or copy the label map there first."
         )
     fixed_semantic = with_input_shape(semantic, INPUT_SHAPE)
-    _save(SemanticModule(fixed_semantic, mirror_average), out / "semantic")
+    _save(SemanticModule(fixed_semantic, mirror_average=mirror_average), out / "semantic")
+    fixed_instance = with_input_shape(instance, INPUT_SHAPE)
     _save(
-        InstanceModule(
-            with_input_shape(instance, INPUT_SHAPE), fixed_semantic, config, mirror_average
-        ),
+        InstanceModule(fixed_instance, fixed_semantic, config, mirror_average=mirror_average),
         out / "instance",
     )
     for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):

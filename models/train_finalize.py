@@ -36,7 +36,7 @@ def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: P
     labels = Path(__file__).resolve().parent / "bundled" / "labels.txt"
     shutil.copyfile(labels, raw_dir / "labels.txt")
     raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
-    export_models(semantic, instance, raw_dir, raw, MIRROR_AVERAGE)
+    export_models(semantic, instance, raw_dir, raw, mirror_average=MIRROR_AVERAGE)
     fn = tf.saved_model.load(str(raw_dir / "instance")).signatures["serving_default"]
     calibration = calibrate(fn, CALIBRATION_IMAGES)
     print(f"Calibration: {calibration}", flush=True)
@@ -54,7 +54,7 @@ def finalize(
 ) -> dict:
     """Calibrates, exports to `output`, validates the exports, writes output/training_log.json."""
     postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
-    export_models(semantic, instance, output, postprocess, MIRROR_AVERAGE)
+    export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(
         tf.saved_model.load(str(output / "semantic")).signatures["serving_default"],
         tf.saved_model.load(str(output / "instance")).signatures["serving_default"],
