@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.networks import (
-    CENTER_PRIOR_LOGIT,
-    DepthToSpace,
-    fuse_thing_logits,
-    instance_net,
-    semantic_net,
-)
+from models.networks import DepthToSpace, fuse_thing_logits, instance_net, semantic_net
 
 
 def test_dense_heads_are_per_pixel_and_centres_per_two_pixels():
@@ -28,12 +22,14 @@ def test_dense_heads_are_per_pixel_and_centres_per_two_pixels():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_untrained_centre_and_offset_heads_start_at_the_prior_whatever_the_seed(seed):
-    # Random weights everywhere else and a random image: the centre logits must still
-    # be the prior logit on every cell and the offsets exactly 0.
+    # Random weights everywhere else and a random image: the centre heatmaps must still
+    # be CenterNet's prior, 0.1, on every cell, and the offsets exactly 0.
     tf.keras.utils.set_random_seed(seed)
     images = tf.constant(np.random.default_rng(seed).integers(0, 256, [2, 64, 96, 3]), tf.uint8)
     heads = instance_net()(images, training=False)
-    np.testing.assert_array_equal(heads["center_logits"].numpy(), np.float32(CENTER_PRIOR_LOGIT))
+    centre_logits = heads["center_logits"].numpy()
+    np.testing.assert_array_equal(centre_logits, centre_logits.flat[0])
+    np.testing.assert_allclose(tf.sigmoid(centre_logits).numpy(), 0.1, atol=0.001)
     np.testing.assert_array_equal(heads["offsets"].numpy(), 0.0)
     assert float(tf.math.reduce_std(heads["thing_logits"])) > 0.0
 
