@@ -5,7 +5,7 @@
 On validation renders (seed 5,000, the calibration indices; never the held-out
 evaluation seed), the exported instance network's raw heads (thing
 segmentation, centre heatmap, centre offsets), computed as the export computes
-them (`models.export.instance_heads`: mirror-averaged when its training_log.json
+them (`models.export.instance_heads`: mirror-averaged when its training log
 says the export was), are grouped by the same in-graph post-processing,
 once as predicted and once with each head (and pairs of heads) replaced by the
 head a perfect network would emit, built from the training targets. Prints COCO
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from models.networks import THING_CLASS_IDS, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets, stretched_scene
+from models.train_finalize import exported_with_mirror_average
 from models.train_validate import (
     VALIDATION_SEED,
     detections_from_outputs,
@@ -73,20 +73,13 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     }
 
 
-def _exported_with_mirror_average(model_dir: Path) -> bool:
-    """Whether `models.train_finalize` exported model_dir with mirror averaging
-    (its training_log.json; exports from before the option had none)."""
-    log = model_dir / "training_log.json"
-    return bool(log.is_file() and json.loads(log.read_text()).get("mirror_average", False))
-
-
 def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, float]]:
     """AP50 (overall and per thing class id) for every variant in VARIANTS."""
     net, semantic = instance_net(input_shape=INPUT_SHAPE), semantic_net(input_shape=INPUT_SHAPE)
     # The export's attribute names (models.export.InstanceModule).
     checkpoint = tf.train.Checkpoint(net=net, semantic=semantic)
     checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()
-    mirror_average = _exported_with_mirror_average(model_dir)
+    mirror_average = exported_with_mirror_average(model_dir)
     ground_truth: list[GroundTruthImage] = []
     detections: dict[str, list[Detection]] = {name: [] for name in VARIANTS}
     for position in range(num_images):

@@ -27,6 +27,14 @@ CALIBRATION_IMAGES = 100
 # mIoU 0.906 -> 0.910 (models/MODEL_CARD.md).
 MIRROR_AVERAGE = True
 DEFAULT_WORK_DIR = Path("/tmp/segbeam_train")
+TRAINING_LOG = "training_log.json"  # Written next to the exports by `finalize`.
+
+
+def exported_with_mirror_average(model_dir: Path) -> bool:
+    """Whether `finalize` exported model_dir with mirror averaging, from its training
+    log (exports from before the option had no such entry: they did not average)."""
+    log = model_dir / TRAINING_LOG
+    return bool(log.is_file() and json.loads(log.read_text()).get("mirror_average", False))
 
 
 def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
@@ -52,7 +60,7 @@ def finalize(
     val_images: int,
     work_dir: Path = DEFAULT_WORK_DIR,
 ) -> dict:
-    """Calibrates, exports to `output`, validates the exports, writes output/training_log.json."""
+    """Calibrates, exports to `output`, validates the exports, writes output/TRAINING_LOG."""
     postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
     export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(
@@ -78,7 +86,7 @@ def finalize(
             **{f"mask_{k}": v for k, v in report.instance._asdict().items()},
         },
     }
-    (output / "training_log.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / TRAINING_LOG).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2), flush=True)
     return summary
 
@@ -95,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     semantic, instance = semantic_net(), instance_net()
     semantic.load_weights(args.work_dir / "semantic.weights.h5")
     instance.load_weights(args.work_dir / "instance.weights.h5")
-    log = args.output / "training_log.json"
+    log = args.output / TRAINING_LOG
     run_info = json.loads(log.read_text()) if log.is_file() else {}
     derived = ("validation", "parameters", "postprocess", "calibration")
     run_info = {k: v for k, v in run_info.items() if k not in derived}

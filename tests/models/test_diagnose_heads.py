@@ -15,11 +15,3 @@ def test_swapping_in_every_ground_truth_head_beats_the_predictions(capsys):
     assert rows["all ground truth"][0] >= 0.6
     assert rows["all ground truth"][0] > rows["predicted"][0]
     assert all(0.0 <= v <= 1.0 or v == -1.0 for values in rows.values() for v in values)
-
-
-def test_mirror_averaging_follows_the_exports_training_log(tmp_path):
-    assert not diagnose_heads._exported_with_mirror_average(tmp_path)  # No log: older export.
-    (tmp_path / "training_log.json").write_text('{"seed": 0}')
-    assert not diagnose_heads._exported_with_mirror_average(tmp_path)
-    (tmp_path / "training_log.json").write_text('{"mirror_average": true}')
-    assert diagnose_heads._exported_with_mirror_average(tmp_path)

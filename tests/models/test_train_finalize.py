@@ -1,0 +1,23 @@
+"""The training log's mirror-averaging entry (models.train_finalize), read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.train_finalize import exported_with_mirror_average
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
+
+
+def test_mirror_averaging_is_read_from_the_training_log(tmp_path):
+    assert not exported_with_mirror_average(tmp_path)  # No log: an export from before.
+    (tmp_path / "training_log.json").write_text('{"seed": 0}')
+    assert not exported_with_mirror_average(tmp_path)
+    (tmp_path / "training_log.json").write_text('{"mirror_average": true}')
+    assert exported_with_mirror_average(tmp_path)
+
+
+def test_the_bundled_export_is_logged_as_mirror_averaged():
+    # The log `finalize` wrote for the bundled models (their equivariance is checked
+    # in test_bundled_models): reader and writer agree on the file and the key.
+    assert exported_with_mirror_average(BUNDLED)
