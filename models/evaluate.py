@@ -39,10 +39,10 @@ from models.evaluate_metrics import (
     instance_scores,
     semantic_scores,
 )
+from models.synthetic import LABELS_PATH
 from pipeline import schemas
 from transforms.elements import make_image_id
 
-LABELS_PATH = Path(__file__).resolve().parent / "bundled" / "labels.txt"
 THING_CLASS_IDS = (5, 6)
 # Image shape groups by width / height, upper bounds exclusive: models that
 # stretch images to a fixed input squeeze wide images horizontally, and thin

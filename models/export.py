@@ -26,6 +26,7 @@ from models.export_postprocess import PostprocessConfig, to_detections
 from models.mirror_average import mirror_averaged
 from models.net_geometry import INPUT_SHAPE
 from models.networks import fuse_thing_logits, with_input_shape
+from models.synthetic import LABELS_PATH
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
 IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE, 3], tf.uint8, name="images")
@@ -139,17 +140,16 @@ def export_models(
 ) -> None:
     """Writes output/semantic/, output/instance/ and the two spec JSON files.
 
-    `output` must already hold labels.txt (the specs point at it). With
+    Also writes output/labels.txt, the generator's label map (the specs point at
+    it; the networks predict the classes the generator renders). With
     `mirror_average`, both signatures average the networks' outputs over the
     image and its mirror (`models.mirror_average`): the same contract at twice
     the network cost.
     """
     out = Path(output)
-    if not (out / "labels.txt").is_file():
-        raise FileNotFoundError(
-            f"{out / 'labels.txt'} is missing; the exported specs reference it. "
-            "Export into models/bundled or copy the label map there first."
-        )
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "labels.txt").resolve() != LABELS_PATH.resolve():
+        shutil.copyfile(LABELS_PATH, out / "labels.txt")
     fixed_semantic = with_input_shape(semantic, INPUT_SHAPE)
     _save(SemanticModule(fixed_semantic, mirror_average=mirror_average), out / "semantic")
     fixed_instance = with_input_shape(instance, INPUT_SHAPE)

@@ -142,7 +142,12 @@ def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, required=True, help="Directory holding labels.txt.")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="Where the SavedModels, specs, label map and training log go.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     defaults = TrainConfig()
     parser.add_argument("--steps", type=int, default=defaults.steps)

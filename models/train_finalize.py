@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -40,9 +39,6 @@ def exported_with_mirror_average(model_dir: Path) -> bool:
 def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
     """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
     raw_dir = work_dir / "uncalibrated"
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    labels = Path(__file__).resolve().parent / "bundled" / "labels.txt"
-    shutil.copyfile(labels, raw_dir / "labels.txt")
     raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
     export_models(semantic, instance, raw_dir, raw, mirror_average=MIRROR_AVERAGE)
     fn = tf.saved_model.load(str(raw_dir / "instance")).signatures["serving_default"]
