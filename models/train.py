@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,6 +95,22 @@ def _batch(data: TrainingSet, rng: np.random.Generator, config: TrainConfig) -> 
     return tf.constant(batch.images), tf.constant(batch.class_maps), targets
 
 
+def _prefetched_batches(
+    data: TrainingSet, rng: np.random.Generator, config: TrainConfig
+) -> Iterator[tuple]:
+    """`config.steps` batches of `_batch`, each made on one background thread while the
+    step before it runs (crops and targets are numpy work that would otherwise leave
+    the cores idle between steps). One thread draws from `rng` in order, so the
+    batches are those of a plain loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_batch, data, rng, config)
+        for i in range(config.steps):
+            batch = pending.result()
+            if i + 1 < config.steps:
+                pending = pool.submit(_batch, data, rng, config)
+            yield batch
+
+
 def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
     """Runs the whole recipe; returns a summary dict (also written to output/training_log.json).
 
@@ -114,8 +132,8 @@ def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
     semantic, instance = semantic_net(), instance_net()
     step = _make_step(semantic, instance, config)
     t1 = time.time()
-    for i in range(1, config.steps + 1):
-        losses = step(*_batch(data, rng, config))
+    for i, batch in enumerate(_prefetched_batches(data, rng, config), start=1):
+        losses = step(*batch)
         if i % 50 == 0 or i == 1 or i == config.steps:
             msg = " ".join(f"{k}={float(v):.4f}" for k, v in losses.items())
             print(f"step {i}/{config.steps} [{time.time() - t1:.0f}s] {msg}", flush=True)
