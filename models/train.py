@@ -30,7 +30,7 @@ TRAIN_SEED_BASE = 10_000
 class TrainConfig:
     """Hyper-parameters (all recorded in the model card)."""
 
-    steps: int = 3000  # ~0.56 s a step on 2 quiet cores: the whole recipe takes ~31 min.
+    steps: int = 3000  # ~0.62 s a step on 2 quiet cores: the recipe takes ~35 min.
     batch_size: int = 16
     crop: int = 192  # Training crop side; the exported models take 256x512 (INPUT_SHAPE).
     num_scenes: int = 8000

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.train_losses import weighted_cross_entropy
+from models.train_losses import lovasz_softmax, weighted_cross_entropy
 
 # Four pixels, two classes: logits [0, 0] give cross-entropy ln 2 whatever the label,
 # [ln 3, 0] give -ln(3/4) for label 0 and -ln(1/4) = 2 ln 2 for label 1.
@@ -41,3 +41,45 @@ def test_hard_fraction_keeps_at_least_one_pixel() -> None:
 def test_hard_fraction_out_of_range_is_rejected(fraction: float) -> None:
     with pytest.raises(ValueError, match="hard_fraction"):
         weighted_cross_entropy(_LOGITS, _LABELS, _WEIGHTS, hard_fraction=fraction)
+
+
+def _one_hot_logits(classes: list[list[int]], num_classes: int) -> tf.Tensor:
+    """Confident logits [1, H, W, C] predicting `classes` (softmax 1 - 1e-21 or so)."""
+    return tf.constant(np.eye(num_classes)[np.array(classes)][None] * 50.0, tf.float32)
+
+
+def test_lovasz_of_hard_predictions_is_one_minus_mean_iou() -> None:
+    # Labels 0 0 1 1, prediction 0 1 1 1: IoU 1/2 for class 0, 2/3 for class 1.
+    got = lovasz_softmax(_one_hot_logits([[0, 1, 1, 1]], 2), _LABELS, subsample=1)
+    np.testing.assert_allclose(float(got), 1.0 - (1.0 / 2.0 + 2.0 / 3.0) / 2.0, rtol=1e-6)
+
+
+def test_lovasz_of_soft_predictions_worked_by_hand() -> None:
+    # Labels 1 0; class-1 probabilities 0.8 and 0.3. Class 1: errors 0.2 (pixel A, in
+    # class 1), 0.3 (B, not). Sorted B, A: losing B alone leaves IoU 1/2, losing
+    # both IoU 0, so 0.3 * (1/2) + 0.2 * (1 - 1/2) = 0.25. Class 0: errors 0.2 (A,
+    # not in class 0), 0.3 (B, in it); losing B alone already gives IoU 0, so
+    # 0.3 * 1 + 0.2 * 0 = 0.3. Mean 0.275.
+    probability = np.array([0.8, 0.3])
+    logits = tf.constant(np.log(np.stack([1 - probability, probability], -1))[None, None])
+    got = lovasz_softmax(tf.cast(logits, tf.float32), tf.constant([[[1, 0]]]), subsample=1)
+    np.testing.assert_allclose(float(got), 0.275, rtol=1e-5)
+
+
+def test_lovasz_averages_only_the_classes_present() -> None:
+    # Three classes, labels all 0, prediction 0 2 2 2: class 0 IoU 1/4; classes 1 and
+    # 2 are absent from the labels and do not count (class 2's IoU would be 0).
+    labels = tf.constant([[[0, 0, 0, 0]]])
+    got = lovasz_softmax(_one_hot_logits([[0, 2, 2, 2]], 3), labels, subsample=1)
+    np.testing.assert_allclose(float(got), 0.75, rtol=1e-6)
+
+
+def test_lovasz_subsample_reads_every_kth_row_and_column() -> None:
+    # 3 x 3 labels all 0; only the centre pixel is predicted 1. With subsample 2 the
+    # pixels read are the corners (0, 0), (0, 2), (2, 0), (2, 2): all right.
+    labels = tf.zeros([1, 3, 3], tf.int32)
+    logits = _one_hot_logits([[0, 0, 0], [0, 1, 0], [0, 0, 0]], 2)
+    np.testing.assert_allclose(float(lovasz_softmax(logits, labels, subsample=2)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(
+        float(lovasz_softmax(logits, labels, subsample=1)), 1.0 - 8.0 / 9.0, rtol=1e-6
+    )
