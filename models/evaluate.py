@@ -37,6 +37,7 @@ from models.evaluate_metrics import (
     confusion_matrix,
     encode_mask,
     instance_scores,
+    mask_fit,
     semantic_scores,
 )
 from models.synthetic import LABELS_PATH
@@ -195,6 +196,9 @@ def evaluate_run(shard_paths: list[str], run_dir: str | Path, class_names: list[
             for name, v in per_class.items()
         },
         "instance_by_image_shape": _scores_by_shape(ground_truth, detections, class_names),
+        "instance_mask_fit": {
+            class_names[c]: mask_fit(ground_truth, detections, c)._asdict() for c in THING_CLASS_IDS
+        },
     }
 
 

@@ -17,6 +17,7 @@ from models.evaluate_metrics import (
     confusion_matrix,
     encode_mask,
     instance_scores,
+    mask_fit,
     semantic_scores,
 )
 from models.synthetic import scene_for_index, write_shards
@@ -155,6 +156,52 @@ def test_wrong_class_does_not_match():
         [_gt([a], [VEHICLE])], [Detection(0, PEDESTRIAN, 0.9, encode_mask(a))], CLASSES
     )
     assert scores.ap50 == pytest.approx(0.0)
+
+
+def test_mask_fit_of_a_mask_spilling_over_and_a_missed_instance():
+    # Truth 10x10; the detection adds 2 columns: IoU 100/120, precision 100/120,
+    # recall 1. The second vehicle has no detection: counted, not found.
+    truth, missed = _square(40, 40, 5, 5, 15, 15), _square(40, 40, 25, 25, 35, 35)
+    spilled = _square(40, 40, 5, 5, 15, 17)
+    fit = mask_fit(
+        [_gt([truth, missed], [VEHICLE, VEHICLE])],
+        [Detection(0, VEHICLE, 0.9, encode_mask(spilled))],
+        VEHICLE,
+    )
+    assert (fit.num_found, fit.num_instances) == (1, 2)
+    assert fit.iou == pytest.approx(100 / 120)
+    assert fit.precision == pytest.approx(100 / 120)
+    assert fit.recall == pytest.approx(1.0)
+
+
+def test_mask_fit_takes_medians_and_the_best_detection_per_truth():
+    # Three pedestrians, each 10 rows x 4 columns (40 px). A: detected with its top
+    # two rows missing (IoU 32/40 = 0.8, precision 1, recall 0.8) and, worse, by a
+    # 10x6 blob (IoU 40/60); B: exact; C: a 10x6 blob only (IoU 40/60, precision
+    # 40/60, recall 1). Medians: IoU 0.8, precision 1, recall 1.
+    a, b, c = (_square(40, 40, 5, x, 15, x + 4) for x in (2, 12, 22))
+    dets = [
+        Detection(0, PEDESTRIAN, 0.9, encode_mask(_square(40, 40, 7, 2, 15, 6))),
+        Detection(0, PEDESTRIAN, 0.8, encode_mask(_square(40, 40, 5, 1, 15, 7))),
+        Detection(0, PEDESTRIAN, 0.7, encode_mask(b)),
+        Detection(0, PEDESTRIAN, 0.6, encode_mask(_square(40, 40, 5, 21, 15, 27))),
+    ]
+    fit = mask_fit([_gt([a, b, c], [PEDESTRIAN] * 3)], dets, PEDESTRIAN)
+    assert (fit.num_found, fit.num_instances) == (3, 3)
+    assert fit.iou == pytest.approx(0.8)
+    assert fit.precision == pytest.approx(1.0)
+    assert fit.recall == pytest.approx(1.0)
+
+
+def test_mask_fit_ignores_other_classes_and_weak_overlaps():
+    # A pedestrian detection exactly on a vehicle, and a vehicle detection at IoU 0.25
+    # (10x10 shifted 6 columns: 40 / 160): no vehicle is found.
+    truth = _square(30, 30, 5, 5, 15, 15)
+    dets = [
+        Detection(0, PEDESTRIAN, 0.9, encode_mask(truth)),
+        Detection(0, VEHICLE, 0.9, encode_mask(_square(30, 30, 5, 11, 15, 21))),
+    ]
+    assert mask_fit([_gt([truth], [VEHICLE])], dets, VEHICLE) == (0, 1, None, None, None)
 
 
 # ------------------------------------------------------------------ run directory
