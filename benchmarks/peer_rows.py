@@ -3,7 +3,8 @@
 Decoding with Pillow and resizing with `tf.image.resize` (as the pipeline's
 loader does, so both feed the models identical inputs), then turning each
 model's raw outputs into the same table rows the pipeline writes: the semantic
-logits are resized to the image, argmaxed and each class mask is encoded with
+logits are resized to the image (bilinear, or with the library's joint bilateral
+upsampling when the spec asks for it), argmaxed and each class mask is encoded with
 `pycocotools.mask.encode`; instance box masks are pasted into full-image masks
 (OD-API's `reframe_box_masks_to_image_masks`), thresholded and encoded with
 pycocotools on the whole image.
@@ -22,6 +23,10 @@ from apache_beam.ml.inference.base import PredictionResult
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from models.joint_bilateral import DEFAULT_PARAMS, joint_bilateral_class_map
+from models.preprocess import FULL_CONTENT_BOX
+from models.spec_keys import UPSAMPLING_JOINT_BILATERAL
+
 Row = dict[str, Any]
 _MIN_BOX_SIZE = 1e-4  # OD-API's guard against zero-size boxes.
 
@@ -36,6 +41,9 @@ class ImageKey(NamedTuple):
     filename: str
     source_id: str
     content_sha256: str
+    # uint8 [height, width, 3], for joint bilateral upsampling; None once the key
+    # leaves the fused model steps, so decoded pixels never cross a shuffle.
+    pixels: np.ndarray | None = None
 
 
 class SemanticOut(NamedTuple):
@@ -76,18 +84,24 @@ def decode_and_resize(
         filename=_feature_bytes(example, "image/filename").decode(),
         source_id=_feature_bytes(example, "image/source_id").decode(),
         content_sha256=sha256,
+        pixels=pixels,
     )
     return key, model_input
 
 
 def semantic_rows(
-    element: tuple[ImageKey, PredictionResult], class_names: Mapping[int, str]
+    element: tuple[ImageKey, PredictionResult], class_names: Mapping[int, str], upsampling: str
 ) -> tuple[str, SemanticOut]:
     """Logits -> full-resolution class map -> one pycocotools RLE row per class present."""
     key, result = element
     logits = result.inference["logits"]
-    resized = tf.image.resize(logits[np.newaxis], (key.height, key.width), "bilinear")
-    class_map = tf.argmax(resized[0], axis=-1, output_type=tf.int32).numpy()
+    if upsampling == UPSAMPLING_JOINT_BILATERAL:
+        class_map = joint_bilateral_class_map(
+            tf.nn.softmax(logits), key.pixels, FULL_CONTENT_BOX, DEFAULT_PARAMS
+        ).numpy()
+    else:
+        resized = tf.image.resize(logits[np.newaxis], (key.height, key.width), "bilinear")
+        class_map = tf.argmax(resized[0], axis=-1, output_type=tf.int32).numpy()
     rows, counts = [], {}
     for class_id in np.unique(class_map):
         mask = np.asfortranarray(class_map == class_id, dtype=np.uint8)

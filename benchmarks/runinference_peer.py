@@ -83,7 +83,8 @@ class PeerTables(beam.PTransform):
         semantic_out = (
             inputs
             | "RunSemantic" >> RunInference(_handler(self._semantic, self._batch_size))
-            | "SemanticRows" >> beam.Map(semantic_rows, class_names=names)
+            | "SemanticRows"
+            >> beam.Map(semantic_rows, class_names=names, upsampling=self._semantic.upsampling)
         )
         instance_out = (
             inputs
@@ -96,7 +97,9 @@ class PeerTables(beam.PTransform):
                 label_offset=instance.label_offset,
             )
         )
-        keys = inputs | "Keys" >> beam.Map(lambda element: (element[0].image_id, element[0]))
+        keys = inputs | "Keys" >> beam.Map(
+            lambda element: (element[0].image_id, element[0]._replace(pixels=None))
+        )
         joined = (
             {"key": keys, "semantic": semantic_out, "instance": instance_out}
             | "Join" >> beam.CoGroupByKey()

@@ -43,6 +43,7 @@ SEMANTIC_SPEC = {
     "output_key": "logits",
     "labels": "labels.txt",
     "label_offset": 0,
+    "upsampling": "joint_bilateral",
 }
 INSTANCE_SPEC = {
     "format": "saved_model",

@@ -179,6 +179,7 @@ class SemanticModel(LoadedModel):
             spec.mask_threshold,
             spec.label_offset,
             class_id_dtype(spec, self.signature, self._runner.output_names[0]),
+            spec.upsampling,
         )
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -194,9 +195,9 @@ class SemanticModel(LoadedModel):
           RLE reads pixels in).
         """
         class_maps = []
-        for prepared, outputs in self._runner.run(images):
+        for image, (prepared, outputs) in zip(images, self._runner.run(images), strict=True):
             raw = self._channels_last(outputs[self._output_name])
-            out = self._postprocess(raw, prepared.content_box, prepared.size)
+            out = self._postprocess(raw, prepared.content_box, prepared.size, image)
             class_maps.append(out["class_map_transposed"].numpy().T)
         return class_maps
 

@@ -26,6 +26,8 @@ Spec keys (all optional but `path`):
   score_threshold Instance only: keep detections scoring at least this (default 0.5).
   mask_threshold  Mask / foreground probability threshold (default 0.5).
   batch_size      Most images per model call (default: no limit beyond the pipeline's).
+  upsampling      Semantic logits / probabilities only: bilinear | joint_bilateral,
+                  how the maps reach the original image's pixels (default bilinear).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from models.spec_keys import (
     INPUT_RANGES,
     INSTANCE_OUTPUT_FORMATS,
     OUTPUT_FORMATS,
+    PER_CLASS_OUTPUT_FORMATS,
     RESIZE_LETTERBOX,
     RESIZE_MODES,
     RESIZE_NONE,
@@ -58,6 +61,8 @@ from models.spec_keys import (
     TASK_INSTANCE,
     TASK_SEMANTIC,
     TASKS,
+    UPSAMPLING_BILINEAR,
+    UPSAMPLING_MODES,
     MeanStd,
     check_choice,
     spec_error,
@@ -152,6 +157,7 @@ class ModelSpec:
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
     batch_size: int | None = None
+    upsampling: str = UPSAMPLING_BILINEAR
     source: str = field(default="", compare=False)  # The spec file or model path given.
 
     def __post_init__(self) -> None:
@@ -191,6 +197,17 @@ class ModelSpec:
             formats,
             f"{formats} for a {self.task} model",
         )
+        check_choice(where, "upsampling", self.upsampling, UPSAMPLING_MODES)
+        if self.upsampling != UPSAMPLING_BILINEAR and self.output_format not in (
+            PER_CLASS_OUTPUT_FORMATS
+        ):
+            raise spec_error(
+                where,
+                "upsampling",
+                f"{self.upsampling!r} resamples per-class maps, so it needs output_format "
+                f"{' or '.join(PER_CLASS_OUTPUT_FORMATS)}, not {self.output_format!r}; "
+                "remove upsampling",
+            )
 
     def _check_numbers(self, where: str) -> None:
         for key in ("score_threshold", "mask_threshold"):
@@ -253,6 +270,7 @@ class ModelSpec:
             "score_threshold": self.score_threshold,
             "mask_threshold": self.mask_threshold,
             "batch_size": self.batch_size,
+            "upsampling": self.upsampling,
         }
 
 
@@ -282,6 +300,7 @@ def _build(raw: dict[str, Any], task: str, base_dir: Path, source: str) -> Model
         "label_offset": read_integer(raw, "label_offset", source),
         "batch_size": read_integer(raw, "batch_size", source),
         "signature": read_string(raw, "signature", source),
+        "upsampling": read_string(raw, "upsampling", source),
     }
     return ModelSpec(
         task=task,

@@ -22,6 +22,11 @@ RESIZE_MODES = (RESIZE_STRETCH, RESIZE_LETTERBOX, RESIZE_NONE)
 INPUT_RANGES = ("uint8", "unit", "symmetric")
 SEMANTIC_OUTPUT_FORMATS = ("logits", "probabilities", "foreground_probability", "class_map")
 INSTANCE_OUTPUT_FORMATS = ("od_api", "model_garden")
+UPSAMPLING_BILINEAR = "bilinear"
+UPSAMPLING_JOINT_BILATERAL = "joint_bilateral"
+UPSAMPLING_MODES = (UPSAMPLING_BILINEAR, UPSAMPLING_JOINT_BILATERAL)
+# The semantic output formats that joint bilateral upsampling applies to.
+PER_CLASS_OUTPUT_FORMATS = ("logits", "probabilities")
 OUTPUT_FORMATS = {TASK_SEMANTIC: SEMANTIC_OUTPUT_FORMATS, TASK_INSTANCE: INSTANCE_OUTPUT_FORMATS}
 
 SPEC_KEYS = (
@@ -39,6 +44,7 @@ SPEC_KEYS = (
     "score_threshold",
     "mask_threshold",
     "batch_size",
+    "upsampling",
 )
 SPEC_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 # Label files looked for next to a model given by path (no spec file).

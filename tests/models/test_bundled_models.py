@@ -99,6 +99,7 @@ def test_specs_match_the_contract():
         "output_format": "logits",
         "output_key": "logits",
         "label_offset": 0,
+        "upsampling": "joint_bilateral",
     }
     assert instance_spec == {
         **common,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import semantic_postprocess as semantic
+from models.joint_bilateral import DEFAULT_PARAMS, joint_bilateral_class_map
 
 FULL_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
 
@@ -85,7 +87,45 @@ def test_postprocess_fn_returns_the_transposed_class_map() -> None:
         for box in boxes:
             for size in [(37, 53), (300, 120), (8, 6)]:
                 size_t = tf.constant(size, tf.int32)
+                image = np.zeros((*size, 3), np.uint8)  # Bilinear never reads it.
                 expected = semantic.semantic_class_map(raw, box, size_t, output_format, 0.5, 1)
-                transposed = fn(raw, box, size_t)["class_map_transposed"].numpy()
+                transposed = fn(raw, box, size_t, image)["class_map_transposed"].numpy()
                 assert transposed.shape == size[::-1]
                 np.testing.assert_array_equal(transposed.T, expected.numpy())
+
+
+@pytest.mark.parametrize("output_format", ["logits", "probabilities"])
+def test_joint_bilateral_postprocess_fn(output_format: str) -> None:
+    # The compiled function with joint bilateral upsampling: the transpose of
+    # joint_bilateral_class_map on the untransposed probabilities and image (softmax of
+    # logits first), plus the label offset; and it differs from bilinear on this case.
+    rng = np.random.default_rng(5)
+    logits = tf.image.resize(rng.normal(size=(1, 3, 4, 4)), (8, 6)).numpy()[0] * 4
+    raw = logits if output_format == "logits" else tf.nn.softmax(logits).numpy()
+    raw = raw.astype(np.float32)
+    blocks = rng.integers(0, 256, (1, 4, 3, 3)).astype(np.float32)
+    size = (37, 53)
+    image = tf.image.resize(blocks, size, "nearest").numpy()[0].astype(np.uint8)
+    box = np.array([0.0, 0.125, 1.0, 0.875], np.float32)
+    fn = semantic.make_semantic_postprocess_fn(output_format, 0.5, 1, upsampling="joint_bilateral")
+    out = fn(raw, box, tf.constant(size), image)["class_map_transposed"].numpy().T
+    probabilities = tf.nn.softmax(logits).numpy().astype(np.float32)
+    expected = joint_bilateral_class_map(probabilities, image, box, DEFAULT_PARAMS).numpy() + 1
+    np.testing.assert_array_equal(out, expected)
+    bilinear = semantic.make_semantic_postprocess_fn(output_format, 0.5, 1)
+    assert np.any(
+        out != bilinear(raw, box, tf.constant(size), image)["class_map_transposed"].numpy().T
+    )
+
+
+def test_joint_bilateral_needs_the_image() -> None:
+    with pytest.raises(ValueError, match="needs the original image"):
+        semantic.semantic_class_map(
+            np.zeros((2, 2, 3), np.float32),
+            FULL_BOX,
+            tf.constant([4, 4]),
+            "logits",
+            0.5,
+            0,
+            upsampling="joint_bilateral",
+        )

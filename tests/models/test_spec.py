@@ -72,6 +72,7 @@ def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
         labels=tuple(PROJECT_CLASS_NAMES.items()),
         labels_source=str((spec_dir / "labels.txt").resolve()),
         label_offset=0,
+        upsampling="joint_bilateral",
     )
     assert spec.class_names[6] == "pedestrian"
     assert spec.class_name(9) == "class_9"
@@ -194,6 +195,14 @@ SEMANTIC_OK = {
         ({"batch_size": 0}, "semantic", "`batch_size` must be >= 1"),
         ({"score_threshold": 0.3}, "semantic", "applies only to instance models"),
         ({"output_key": "logits"}, "instance", "applies only to semantic models"),
+        ({"upsampling": "bicubic"}, "semantic", "`upsampling` must be one of"),
+        ({"upsampling": 2}, "semantic", "`upsampling` must be a non-empty string"),
+        (
+            {"upsampling": "joint_bilateral", "output_format": "class_map"},
+            "semantic",
+            "needs output_format logits or probabilities, not 'class_map'; remove upsampling",
+        ),
+        ({"upsampling": "bilinear"}, "instance", "applies only to semantic models"),
     ],
 )
 def test_validation_errors_name_the_key_and_the_fix(
