@@ -24,6 +24,11 @@ from models import postprocess
 from models.adapters import Backend, SignatureInfo, open_backend
 from models.signature_checks import check_signature
 from models.spec import TASK_SEMANTIC, ModelSpec
+from models.spec_keys import UPSAMPLING_JOINT_BILATERAL
+
+# What the semantic post-processing gets instead of the image when its upsampling never
+# reads it: converting a real image to a tensor would copy it for nothing.
+_UNREAD_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
 # Read only for Model Garden outputs; OD-API models have no image_info.
 _NO_IMAGE_INFO = np.zeros([4, 2], np.float32)
@@ -171,6 +176,7 @@ class SemanticModel(LoadedModel):
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
         super().__init__(spec, backend)
         self._output_name = self._runner.output_names[0]
+        self._reads_image = spec.upsampling == UPSAMPLING_JOINT_BILATERAL
 
     def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
         spec = self.spec
@@ -197,7 +203,8 @@ class SemanticModel(LoadedModel):
         class_maps = []
         for image, (prepared, outputs) in zip(images, self._runner.run(images), strict=True):
             raw = self._channels_last(outputs[self._output_name])
-            out = self._postprocess(raw, prepared.content_box, prepared.size, image)
+            guide = image if self._reads_image else _UNREAD_IMAGE
+            out = self._postprocess(raw, prepared.content_box, prepared.size, guide)
             class_maps.append(out["class_map_transposed"].numpy().T)
         return class_maps
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from models.adapters import open_backend
 from models.adapters.base import SignatureInfo, TensorInfo
+from models.joint_bilateral import DEFAULT_PARAMS, joint_bilateral_class_map
 from models.loader import (
     InstanceModel,
     SemanticModel,
@@ -19,6 +21,7 @@ from models.loader import (
     load_model,
     validate_model,
 )
+from models.preprocess import FULL_CONTENT_BOX
 from models.spec import MeanStd, ModelSpec, load_model_spec
 from tests.masks import paste_crop
 from tests.models import tiny_models as tm
@@ -430,3 +433,20 @@ def test_class_map_dtype_is_uint8_only_when_every_id_fits_in_a_byte(
         outputs=(TensorInfo("logits", shape, "float32"),),
     )
     assert class_id_dtype(spec, info, "logits").name == expected
+
+
+def test_semantic_joint_bilateral_upsampling_reads_the_image(model_files: ModelFiles) -> None:
+    # The loader hands the original image to the joint bilateral post-processing: its
+    # maps are joint_bilateral_class_map of the model's probabilities and that image, and
+    # an image whose colour edge sits left of the bilinear boundary (logit column 4.06,
+    # pixel 40.6 of 80) moves it, where the bilinear spec keeps it.
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:, 37:] = 255
+    jbu = load_model(split_semantic_spec(model_files["split"], upsampling="joint_bilateral"))
+    (class_map,) = jbu.predict([image])
+    probabilities = tf.nn.softmax(tm.split_logits()).numpy()
+    expected = joint_bilateral_class_map(probabilities, image, FULL_CONTENT_BOX, DEFAULT_PARAMS)
+    np.testing.assert_array_equal(class_map, expected.numpy())
+    (bilinear,) = load_model(split_semantic_spec(model_files["split"])).predict([image])
+    np.testing.assert_array_equal(bilinear, _split_expected(40, 80))
+    assert np.any(class_map != bilinear)

@@ -24,7 +24,7 @@ SPLIT_LOGITS_SIZE = 8
 SPLIT_BOUNDARY_IN_LOGIT_COLUMNS = 3.5 + 1 / 1.8
 
 
-def _split_logits() -> np.ndarray:
+def split_logits() -> np.ndarray:
     logits = np.zeros([SPLIT_LOGITS_SIZE, SPLIT_LOGITS_SIZE, NUM_CLASSES], np.float32)
     logits[:, :4, 2] = 1.0
     logits[:, 4:, 4] = 0.8
@@ -39,7 +39,7 @@ def save_split_semantic_model(
     `input_key` and `input_size` rename and resize the input (e.g. Model Garden's
     "inputs"); the logits stay 8x8.
     """
-    pattern = tf.constant(_split_logits())
+    pattern = tf.constant(split_logits())
     input_spec = tf.TensorSpec([None, *input_size, 3], tf.uint8, name=input_key)
 
     class Split(tf.Module):
