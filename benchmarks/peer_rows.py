@@ -89,6 +89,23 @@ def decode_and_resize(
     return key, model_input
 
 
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None, None, None], tf.float32),
+        tf.TensorSpec([None, None, 3], tf.uint8),
+    ]
+)
+def _joint_bilateral_classes(logits: tf.Tensor, pixels: tf.Tensor) -> tf.Tensor:
+    """int32 [H, W] class map of one image's logits [h, w, C] and pixels [H, W, 3].
+
+    Compiled once, for every image size (as the pipeline's post-processing is): run
+    eagerly, its several dozen ops would each pay Python dispatch on every image.
+    """
+    return joint_bilateral_class_map(
+        tf.nn.softmax(logits), pixels, FULL_CONTENT_BOX, DEFAULT_PARAMS
+    )
+
+
 def semantic_rows(
     element: tuple[ImageKey, PredictionResult], class_names: Mapping[int, str], upsampling: str
 ) -> tuple[str, SemanticOut]:
@@ -96,9 +113,7 @@ def semantic_rows(
     key, result = element
     logits = result.inference["logits"]
     if upsampling == UPSAMPLING_JOINT_BILATERAL:
-        class_map = joint_bilateral_class_map(
-            tf.nn.softmax(logits), key.pixels, FULL_CONTENT_BOX, DEFAULT_PARAMS
-        ).numpy()
+        class_map = _joint_bilateral_classes(logits, key.pixels).numpy()
     else:
         resized = tf.image.resize(logits[np.newaxis], (key.height, key.width), "bilinear")
         class_map = tf.argmax(resized[0], axis=-1, output_type=tf.int32).numpy()

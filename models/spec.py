@@ -198,9 +198,8 @@ class ModelSpec:
             f"{formats} for a {self.task} model",
         )
         check_choice(where, "upsampling", self.upsampling, UPSAMPLING_MODES)
-        if self.upsampling != UPSAMPLING_BILINEAR and self.output_format not in (
-            PER_CLASS_OUTPUT_FORMATS
-        ):
+        per_class = self.output_format in PER_CLASS_OUTPUT_FORMATS
+        if self.upsampling != UPSAMPLING_BILINEAR and not per_class:
             raise spec_error(
                 where,
                 "upsampling",
