@@ -6,8 +6,9 @@ model's raw outputs into the same table rows the pipeline writes: the semantic
 logits are resized to the image (bilinear, or with the library's joint bilateral
 upsampling when the spec asks for it), argmaxed and each class mask is encoded with
 `pycocotools.mask.encode`; instance box masks are pasted into full-image masks
-(OD-API's `reframe_box_masks_to_image_masks`), thresholded and encoded with
-pycocotools on the whole image.
+(OD-API's `reframe_box_masks_to_image_masks`, or the library's joint bilateral
+paste when the spec asks for it), thresholded and encoded with pycocotools on
+the whole image.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from models.joint_bilateral import DEFAULT_PARAMS, joint_bilateral_class_map
+from models.mask_paste import paste_masks
 from models.preprocess import FULL_CONTENT_BOX
 from models.spec_keys import UPSAMPLING_JOINT_BILATERAL
 
@@ -41,7 +43,7 @@ class ImageKey(NamedTuple):
     filename: str
     source_id: str
     content_sha256: str
-    # uint8 [height, width, 3], for joint bilateral upsampling; None once the key
+    # uint8 [height, width, 3], for joint bilateral upsampling and pasting; None once the key
     # leaves the fused model steps, so decoded pixels never cross a shuffle.
     pixels: np.ndarray | None = None
 
@@ -157,11 +159,45 @@ def paste_box_masks(
     return pasted[:, :, :, 0].numpy()
 
 
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None, None, None], tf.float32),
+        tf.TensorSpec([None, 4], tf.float32),
+        tf.TensorSpec([None, None, 3], tf.uint8),
+        tf.TensorSpec([], tf.float32),
+    ]
+)
+def _joint_bilateral_windows(
+    box_masks: tf.Tensor, boxes: tf.Tensor, pixels: tf.Tensor, mask_threshold: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    """The library's joint bilateral paste of box masks [N, M, M] into pixels [H, W, 3],
+    compiled once for every image size, like `_joint_bilateral_classes`."""
+    return paste_masks(
+        box_masks, boxes, tf.shape(pixels)[:2], mask_threshold, pixels, DEFAULT_PARAMS
+    )
+
+
+def joint_bilateral_box_masks(
+    box_masks: np.ndarray, boxes: np.ndarray, pixels: np.ndarray, mask_threshold: float
+) -> np.ndarray:
+    """bool [N, H, W]: box masks pasted with joint bilateral upsampling, as full-image masks."""
+    out = _joint_bilateral_windows(box_masks, boxes, pixels, mask_threshold)
+    sizes, offsets = out["mask_sizes"].numpy(), out["mask_offsets"].numpy()
+    flat = out["masks"].numpy()
+    full = np.zeros((len(sizes), *pixels.shape[:2]), bool)
+    start = 0
+    for mask, (h, w), (top, left) in zip(full, sizes, offsets, strict=True):
+        mask[top : top + h, left : left + w] = flat[start : start + h * w].reshape(h, w)
+        start += h * w
+    return full
+
+
 def instance_rows(
     element: tuple[ImageKey, PredictionResult],
     class_names: Mapping[int, str],
     thresholds: tuple[float, float],
     label_offset: int,
+    upsampling: str,
 ) -> tuple[str, InstanceOut]:
     """OD-API detections -> full-image masks -> one pycocotools RLE row per instance."""
     key, result = element
@@ -171,10 +207,12 @@ def instance_rows(
     keep = np.flatnonzero(out["detection_scores"][:count] >= score_threshold)
     rows: list[Row] = []
     if keep.size:
-        masks = paste_box_masks(
-            out["detection_masks"][keep], out["detection_boxes"][keep], key.height, key.width
-        )
-        binary = np.asfortranarray((masks > mask_threshold).transpose(1, 2, 0), dtype=np.uint8)
+        box_masks, boxes = out["detection_masks"][keep], out["detection_boxes"][keep]
+        if upsampling == UPSAMPLING_JOINT_BILATERAL:
+            masks = joint_bilateral_box_masks(box_masks, boxes, key.pixels, mask_threshold)
+        else:
+            masks = paste_box_masks(box_masks, boxes, key.height, key.width) > mask_threshold
+        binary = np.asfortranarray(masks.transpose(1, 2, 0), dtype=np.uint8)
         rles = coco_mask.encode(binary)
         areas, bboxes = coco_mask.area(rles), coco_mask.toBbox(rles)
         for index, rle, area, bbox in zip(keep, rles, areas, bboxes, strict=True):

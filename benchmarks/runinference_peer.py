@@ -95,6 +95,7 @@ class PeerTables(beam.PTransform):
                 class_names=names,
                 thresholds=(instance.score_threshold, instance.mask_threshold),
                 label_offset=instance.label_offset,
+                upsampling=instance.upsampling,
             )
         )
         keys = inputs | "Keys" >> beam.Map(

@@ -58,6 +58,7 @@ INSTANCE_SPEC = {
     "label_offset": -1,
     "score_threshold": 0.5,
     "mask_threshold": 0.5,
+    "upsampling": "joint_bilateral",
 }
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from models.joint_bilateral import DEFAULT_PARAMS
 from models.mask_paste import paste_masks
+from models.spec_keys import UPSAMPLING_BILINEAR, UPSAMPLING_JOINT_BILATERAL
 
 
 def model_garden_boxes_to_input(boxes: tf.Tensor, image_info: tf.Tensor) -> tf.Tensor:
@@ -60,7 +62,11 @@ def _kept_by_descending_score(scores: tf.Tensor, score_threshold: float) -> tf.T
 
 
 def make_instance_postprocess_fn(
-    output_format: str, score_threshold: float, mask_threshold: float, label_offset: int
+    output_format: str,
+    score_threshold: float,
+    mask_threshold: float,
+    label_offset: int,
+    upsampling: str = UPSAMPLING_BILINEAR,
 ) -> tf.types.experimental.PolymorphicFunction:
     """Builds the per-image instance post-processing function of one model.
 
@@ -68,7 +74,9 @@ def make_instance_postprocess_fn(
     model input for "od_api", pixels of the resized image for "model_garden"),
     scores float32 [N], classes float32 [N] (raw model class indices),
     masks float32 [N, M_h, M_w] box-relative, image_info float32 [4, 2] (only
-    read for "model_garden"), content_box float32 [4], size int32 [2].
+    read for "model_garden"), content_box float32 [4], size int32 [2], image
+    uint8 [H, W, 3] (the original image; read only when `upsampling` is
+    "joint_bilateral", which pastes the masks with models.mask_refinement).
 
     Returns:
       "class_ids" int32 [K], "scores" float32 [K], "boxes" float32 [K, 4] COCO
@@ -85,6 +93,7 @@ def make_instance_postprocess_fn(
             tf.TensorSpec([4, 2], tf.float32),
             tf.TensorSpec([4], tf.float32),
             tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([None, None, 3], tf.uint8),
         ]
     )
     def postprocess(
@@ -95,13 +104,22 @@ def make_instance_postprocess_fn(
         image_info: tf.Tensor,
         content_box: tf.Tensor,
         size: tf.Tensor,
+        image: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
         order = _kept_by_descending_score(scores, score_threshold)
         boxes = tf.gather(boxes, order)
         if output_format == "model_garden":
             boxes = model_garden_boxes_to_input(boxes, image_info)
         boxes = boxes_to_original(boxes, content_box)
-        pasted = paste_masks(tf.gather(masks, order), boxes, size, mask_threshold)
+        guided = upsampling == UPSAMPLING_JOINT_BILATERAL
+        pasted = paste_masks(
+            tf.gather(masks, order),
+            boxes,
+            size,
+            mask_threshold,
+            image if guided else None,
+            DEFAULT_PARAMS if guided else None,
+        )
         return {
             "class_ids": tf.cast(tf.round(tf.gather(classes, order)), tf.int32) + label_offset,
             "scores": tf.gather(scores, order),

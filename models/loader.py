@@ -26,7 +26,7 @@ from models.signature_checks import check_signature
 from models.spec import TASK_SEMANTIC, ModelSpec
 from models.spec_keys import UPSAMPLING_JOINT_BILATERAL
 
-# What the semantic post-processing gets instead of the image when its upsampling never
+# What the post-processing gets instead of the image when its upsampling never
 # reads it: converting a real image to a tensor would copy it for nothing.
 _UNREAD_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
@@ -134,6 +134,8 @@ class LoadedModel:
         self.signature: SignatureInfo = backend.info
         self._runner = _BatchRunner(spec, backend)  # Checks the signature once.
         self._postprocess = self._make_postprocess()
+        # Joint bilateral post-processing reads the original image; the others never do.
+        self._reads_image = spec.upsampling == UPSAMPLING_JOINT_BILATERAL
 
     def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
         """The model's compiled post-processing (subclasses; may read `self._runner`)."""
@@ -176,7 +178,6 @@ class SemanticModel(LoadedModel):
     def __init__(self, spec: ModelSpec, backend: Backend) -> None:
         super().__init__(spec, backend)
         self._output_name = self._runner.output_names[0]
-        self._reads_image = spec.upsampling == UPSAMPLING_JOINT_BILATERAL
 
     def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
         spec = self.spec
@@ -227,7 +228,11 @@ class InstanceModel(LoadedModel):
     def _make_postprocess(self) -> tf.types.experimental.PolymorphicFunction:
         spec = self.spec
         return postprocess.make_instance_postprocess_fn(
-            spec.output_format, spec.score_threshold, spec.mask_threshold, spec.label_offset
+            spec.output_format,
+            spec.score_threshold,
+            spec.mask_threshold,
+            spec.label_offset,
+            spec.upsampling,
         )
 
     def _detections(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -258,9 +263,12 @@ class InstanceModel(LoadedModel):
           One InstancePrediction per image.
         """
         predictions = []
-        for prepared, outputs in self._runner.run(images):
+        for image, (prepared, outputs) in zip(images, self._runner.run(images), strict=True):
             out = self._postprocess(
-                **self._detections(outputs), content_box=prepared.content_box, size=prepared.size
+                **self._detections(outputs),
+                content_box=prepared.content_box,
+                size=prepared.size,
+                image=image if self._reads_image else _UNREAD_IMAGE,
             )
             predictions.append(
                 InstancePrediction(

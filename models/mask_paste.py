@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# OD-API's guard against zero-size boxes in `reframe_box_masks_to_image_masks`.
-_MIN_BOX_SIZE = 1e-4
+from models.joint_bilateral import JointBilateralParams
+from models.mask_refinement import MIN_BOX_SIZE, refine_window
 
 
 def _reverse_boxes(boxes: tf.Tensor) -> tf.Tensor:
@@ -20,8 +20,8 @@ def _reverse_boxes(boxes: tf.Tensor) -> tf.Tensor:
     mask into the image (float32 [N, 4] in, float32 [N, 4] out).
     """
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=1)
-    height = tf.maximum(ymax - ymin, _MIN_BOX_SIZE)
-    width = tf.maximum(xmax - xmin, _MIN_BOX_SIZE)
+    height = tf.maximum(ymax - ymin, MIN_BOX_SIZE)
+    width = tf.maximum(xmax - xmin, MIN_BOX_SIZE)
     return tf.stack([-ymin / height, -xmin / width, (1.0 - ymin) / height, (1.0 - xmin) / width], 1)
 
 
@@ -66,36 +66,67 @@ def _window_sampling_boxes(
 
 
 def paste_masks(
-    box_masks: tf.Tensor, boxes: tf.Tensor, size: tf.Tensor, mask_threshold: float
+    box_masks: tf.Tensor,
+    boxes: tf.Tensor,
+    size: tf.Tensor,
+    mask_threshold: float,
+    image: tf.Tensor | None = None,
+    refinement: JointBilateralParams | None = None,
 ) -> dict[str, tf.Tensor]:
     """Pastes box-relative masks into the image like OD-API, one box window at a time.
 
     Equivalent to OD-API's `reframe_box_masks_to_image_masks` (bilinear
     crop_and_resize with the image corners relative to each box, extrapolation
-    0) followed by `> mask_threshold`.
+    0) followed by `> mask_threshold`; with `refinement`, pixels whose nearest
+    box-mask cells disagree are decided by joint bilateral upsampling guided by
+    `image` instead (models.mask_refinement; images 1 pixel high or wide keep
+    the bilinear paste).
 
     Args:
       box_masks: float32 [N, M_h, M_w] mask probabilities inside each box.
       boxes: float32 [N, 4] (ymin, xmin, ymax, xmax) normalised to the image.
       size: int32 [2] image (H, W).
       mask_threshold: Pixels with probability > this are in the mask.
+      image: uint8 [H, W, 3], the original image; read only with `refinement`.
+      refinement: Joint bilateral parameters, or None for the bilinear paste.
 
     Returns:
       "masks": bool [sum(h_i * w_i)], the row-major windows concatenated;
       "mask_sizes": int32 [N, 2] (h_i, w_i); "mask_offsets": int32 [N, 2] (top, left).
     """
+    if refinement is not None and image is None:
+        raise ValueError("joint bilateral mask pasting needs the original image")
     windows = _crop_windows(boxes, size)
     sampling = _window_sampling_boxes(_reverse_boxes(boxes), windows, size)
     count = tf.shape(box_masks)[0]
     crops = tf.TensorArray(tf.bool, size=count, infer_shape=False, element_shape=[None])
     for i in tf.range(count):
-        crop = tf.image.crop_and_resize(
-            box_masks[i][tf.newaxis, :, :, tf.newaxis],
-            sampling[i][tf.newaxis],
-            tf.zeros([1], tf.int32),
-            windows["size"][i],
-            extrapolation_value=0.0,
-        )
-        crops = crops.write(i, tf.reshape(crop > mask_threshold, [-1]))
+
+        def bilinear(i: tf.Tensor = i) -> tf.Tensor:
+            crop = tf.image.crop_and_resize(
+                box_masks[i][tf.newaxis, :, :, tf.newaxis],
+                sampling[i][tf.newaxis],
+                tf.zeros([1], tf.int32),
+                windows["size"][i],
+                extrapolation_value=0.0,
+            )
+            return tf.reshape(crop > mask_threshold, [-1])
+
+        def guided(i: tf.Tensor = i) -> tf.Tensor:
+            window = refine_window(
+                box_masks[i],
+                boxes[i],
+                windows["offset"][i],
+                windows["size"][i],
+                image,
+                mask_threshold,
+                refinement,
+            )
+            return tf.reshape(window, [-1])
+
+        if refinement is None:
+            crops = crops.write(i, bilinear())
+        else:
+            crops = crops.write(i, tf.cond(tf.reduce_all(size > 1), guided, bilinear))
     flat = tf.cond(count > 0, crops.concat, lambda: tf.zeros([0], tf.bool))
     return {"masks": flat, "mask_sizes": windows["size"], "mask_offsets": windows["offset"]}

@@ -26,8 +26,8 @@ Spec keys (all optional but `path`):
   score_threshold Instance only: keep detections scoring at least this (default 0.5).
   mask_threshold  Mask / foreground probability threshold (default 0.5).
   batch_size      Most images per model call (default: no limit beyond the pipeline's).
-  upsampling      Semantic logits / probabilities only: bilinear | joint_bilateral,
-                  how the maps reach the original image's pixels (default bilinear).
+  upsampling      bilinear | joint_bilateral (default bilinear): how semantic logits /
+                  probabilities or instance box masks reach the original image's pixels.
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ class ModelSpec:
             f"{formats} for a {self.task} model",
         )
         check_choice(where, "upsampling", self.upsampling, UPSAMPLING_MODES)
-        per_class = self.output_format in PER_CLASS_OUTPUT_FORMATS
-        if self.upsampling != UPSAMPLING_BILINEAR and not per_class:
+        resamples = self.task == TASK_INSTANCE or self.output_format in PER_CLASS_OUTPUT_FORMATS
+        if self.upsampling != UPSAMPLING_BILINEAR and not resamples:
             raise spec_error(
                 where,
                 "upsampling",

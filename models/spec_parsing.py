@@ -129,12 +129,5 @@ def check_task_keys(raw: RawSpec, task: str, source: str) -> None:
             "applies only to semantic models; instance outputs "
             "are read by their od_api / model_garden names, so remove it",
         )
-    if task == TASK_INSTANCE and "upsampling" in raw:
-        raise spec_error(
-            source,
-            "upsampling",
-            "applies only to semantic models; instance masks are pasted as their "
-            "output_format defines, so remove it",
-        )
     if task == TASK_SEMANTIC and "score_threshold" in raw:
         raise spec_error(source, "score_threshold", "applies only to instance models; remove it")

@@ -108,6 +108,7 @@ def test_specs_match_the_contract():
         "label_offset": -1,
         "score_threshold": 0.5,
         "mask_threshold": 0.5,
+        "upsampling": "joint_bilateral",
     }
     assert (BUNDLED / semantic_spec["labels"]).is_file()
 

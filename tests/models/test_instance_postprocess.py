@@ -8,6 +8,7 @@ from models import instance_postprocess as instance
 from tests.masks import paste_windows
 
 FULL_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+NO_IMAGE = np.zeros([0, 0, 3], np.uint8)  # What the loader passes when the image is unread.
 
 
 def test_boxes_to_original_undoes_letterbox() -> None:
@@ -37,6 +38,7 @@ def test_instance_postprocess_filters_sorts_and_offsets_classes() -> None:
         image_info=np.zeros([4, 2], np.float32),
         content_box=FULL_BOX,
         size=np.array([10, 20], np.int32),
+        image=NO_IMAGE,
     )
     # Kept: indices 1, 3 (score 0.9, in input order) then 2 (0.6); 0 is below 0.5.
     np.testing.assert_array_equal(out["class_ids"].numpy(), [1, 3, 2])
@@ -49,3 +51,30 @@ def test_instance_postprocess_filters_sorts_and_offsets_classes() -> None:
         out["masks"].numpy(), out["mask_sizes"].numpy(), out["mask_offsets"].numpy(), 10, 20
     )
     assert full[1].all()  # The whole-image box with an all-ones mask covers the image.
+
+
+def test_joint_bilateral_paste_reads_the_image() -> None:
+    # One detection over the whole 8x16 image, its 4x4 box mask "in" on the left two
+    # columns. Bilinear pasting crosses 0.5 at pixel column 7.5; the image turns from
+    # black to white at column 5, and joint bilateral pasting moves the outline there
+    # (the case is worked through in tests/models/test_mask_refinement.py).
+    image = np.zeros((8, 16, 3), np.uint8)
+    image[:, 5:] = 255
+    inputs = {
+        "boxes": FULL_BOX[np.newaxis],
+        "scores": np.array([0.9], np.float32),
+        "classes": np.array([1], np.float32),
+        "masks": np.array([[[1.0, 1.0, 0.0, 0.0]] * 4], np.float32),
+        "image_info": np.zeros([4, 2], np.float32),
+        "content_box": FULL_BOX,
+        "size": np.array([8, 16], np.int32),
+    }
+    columns = {}
+    for upsampling in ("bilinear", "joint_bilateral"):
+        fn = instance.make_instance_postprocess_fn("od_api", 0.5, 0.5, 0, upsampling)
+        out = fn(**inputs, image=image)
+        full = paste_windows(
+            out["masks"].numpy(), out["mask_sizes"].numpy(), out["mask_offsets"].numpy(), 8, 16
+        )
+        columns[upsampling] = np.flatnonzero(full[0].all(axis=0)).tolist()
+    assert columns == {"bilinear": list(range(8)), "joint_bilateral": list(range(5))}

@@ -21,9 +21,10 @@ from models.loader import (
     load_model,
     validate_model,
 )
+from models.mask_paste import paste_masks
 from models.preprocess import FULL_CONTENT_BOX
 from models.spec import MeanStd, ModelSpec, load_model_spec
-from tests.masks import paste_crop
+from tests.masks import paste_crop, paste_windows
 from tests.models import tiny_models as tm
 from tests.models.model_files import ModelFiles
 from tests.models.tiny_specs import od_api_spec, split_semantic_spec
@@ -450,3 +451,37 @@ def test_semantic_joint_bilateral_upsampling_reads_the_image(model_files: ModelF
     (bilinear,) = load_model(split_semantic_spec(model_files["split"])).predict([image])
     np.testing.assert_array_equal(bilinear, _split_expected(40, 80))
     assert np.any(class_map != bilinear)
+
+
+def test_instance_joint_bilateral_paste_reads_the_image(model_files: ModelFiles) -> None:
+    # Detection 0's box mask is "in" on its left half; bilinear pasting puts its outline
+    # at the box's middle column (tm.expected_box_a_mask). An image that turns white a
+    # few columns left of it moves the outline with the joint bilateral spec: the crops
+    # are the library's guided paste of the model's box masks into that image.
+    height, width = 60, 90
+    image = np.zeros((height, width, 3), np.uint8)
+    _, xmin, _, xmax = tm.BOX_A
+    edge = int((xmin + (xmax - xmin) / 2) * (width - 1)) - 4
+    image[:, edge:] = 255
+    spec = od_api_spec(model_files["od"], upsampling="joint_bilateral")
+    (prediction,) = load_model(spec).predict([image])
+    kept = [0, 2]  # Detection 1 scores below the 0.5 threshold.
+    out = paste_masks(
+        tm.od_masks()[kept],
+        np.array([tm.BOX_A, tm.BOX_B], np.float32),
+        tf.constant([height, width]),
+        0.5,
+        image,
+        DEFAULT_PARAMS,
+    )
+    expected = paste_windows(
+        out["masks"].numpy(), out["mask_sizes"].numpy(), out["mask_offsets"].numpy(), height, width
+    )
+    for crop, offset, mask in zip(
+        prediction.mask_crops, prediction.mask_offsets, expected, strict=True
+    ):
+        np.testing.assert_array_equal(paste_crop(crop, *offset, height, width), mask)
+    guided = paste_crop(prediction.mask_crops[0], *prediction.mask_offsets[0], height, width)
+    bilinear = tm.expected_box_a_mask(height, width)
+    assert bilinear[:, edge:].any()
+    assert not guided[:, edge:].any()

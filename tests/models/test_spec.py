@@ -202,7 +202,7 @@ SEMANTIC_OK = {
             "semantic",
             "needs output_format logits or probabilities, not 'class_map'; remove upsampling",
         ),
-        ({"upsampling": "bilinear"}, "instance", "applies only to semantic models"),
+        ({"upsampling": "bicubic"}, "instance", "`upsampling` must be one of"),
     ],
 )
 def test_validation_errors_name_the_key_and_the_fix(
@@ -211,11 +211,19 @@ def test_validation_errors_name_the_key_and_the_fix(
     keys = dict(SEMANTIC_OK)
     if task == "instance":
         keys.update(path="instance", input_key="input_tensor", output_format="od_api")
-        del keys["input_size"]
+        del keys["input_size"], keys["output_key"]
     keys.update(changes)
     message = _error(spec_dir, keys, task)
     assert expected in message
     assert "spec.json" in message or "nowhere" in message
+
+
+def test_instance_masks_may_be_pasted_with_joint_bilateral_upsampling(spec_dir: Path) -> None:
+    keys = {"path": "instance", "input_key": "input_tensor", "output_format": "od_api"}
+    path = _write(spec_dir / "spec.json", {**keys, "upsampling": "joint_bilateral"})
+    spec = load_model_spec(path, "instance")
+    assert spec is not None
+    assert spec.upsampling == "joint_bilateral"
 
 
 def test_resize_without_input_size(spec_dir: Path) -> None:

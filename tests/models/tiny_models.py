@@ -83,7 +83,7 @@ OD_SCORES = (0.9, 0.3, 0.7)
 OD_CLASSES = (1.0, 2.0, 2.0)
 
 
-def _od_masks() -> np.ndarray:
+def od_masks() -> np.ndarray:
     masks = np.zeros([3, 4, 4], np.float32)
     masks[0, :, :2] = 1.0
     masks[1] = 1.0
@@ -120,7 +120,7 @@ def save_od_api_model(
         "detection_boxes": tf.constant([BOX_A, BOX_B, BOX_B], tf.float32),
         "detection_scores": tf.constant(OD_SCORES, tf.float32),
         "detection_classes": tf.constant(OD_CLASSES, tf.float32),
-        "detection_masks": tf.constant(_od_masks()),
+        "detection_masks": tf.constant(od_masks()),
         "num_detections": tf.constant(3.0),
     }
     input_spec = tf.TensorSpec(input_shape, tf.uint8, name=input_key)
@@ -147,7 +147,7 @@ def save_model_garden_model(path: Path) -> Path:
     normalised coordinates, i.e. BOX_A * (2h, 2w, 2h, 2w) in the upscaled pixels,
     with detection 0's left-half mask: the pasted mask equals `expected_box_a_mask`.
     """
-    box_mask = tf.constant(_od_masks()[:1][np.newaxis])
+    box_mask = tf.constant(od_masks()[:1][np.newaxis])
 
     class Garden(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
