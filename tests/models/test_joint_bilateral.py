@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import joint_bilateral
 from models.joint_bilateral import JointBilateralParams, joint_bilateral_class_map
 
 FULL_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
@@ -133,6 +134,19 @@ def test_matches_a_per_pixel_reference(box: np.ndarray, image_size: tuple[int, i
     expected = _reference(probabilities, image, box, params)
     assert len(np.unique(expected)) > 1
     np.testing.assert_array_equal(out, expected)
+
+
+def test_chunked_votes_equal_one_vote_over_all_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A random 3-class map of 12x16 cells over a 150x200 noise image: most pixels are
+    # mixed, several chunks' worth, and the last chunk is partial.
+    rng = np.random.default_rng(7)
+    probabilities = rng.dirichlet(np.ones(3), size=(12, 16)).astype(np.float32)
+    image = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    chunked = joint_bilateral_class_map(probabilities, image, FULL_BOX, SHARP).numpy()
+    monkeypatch.setattr(joint_bilateral, "_PIXELS_PER_CHUNK", 10**9)
+    whole = joint_bilateral_class_map(probabilities, image, FULL_BOX, SHARP).numpy()
+    np.testing.assert_array_equal(chunked, whole)
+    assert len(np.unique(chunked)) == 3
 
 
 def test_radius_must_be_positive() -> None:
