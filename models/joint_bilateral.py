@@ -177,9 +177,9 @@ def joint_bilateral_class_map(
         total = tf.einsum("pk,pkc->pc", weight, neighbours[:, :, :num_classes])
         return tf.argmax(total, -1, tf.int32)
 
-    # Fixed-size chunks bound the [p, K, C + 3] temporaries (a large image can have
-    # 10^5 mixed pixels: ~150 MB at once for 7 classes), and equal sizes let the
-    # allocator reuse one set of buffers instead of fragmenting on every image's size.
+    # Fixed-size chunks bound the [p, K, C + 3] temporaries: a large photograph can have
+    # millions of mixed pixels, and the neighbour gather alone holds 36 x 10 floats
+    # (1.4 KB) per pixel for 7 classes at radius 3.
     num_pixels = tf.shape(pixels)[0]
     starts = tf.range(0, num_pixels, _PIXELS_PER_CHUNK)
     votes = tf.TensorArray(tf.int32, size=tf.size(starts), infer_shape=False, element_shape=[None])

@@ -1,8 +1,9 @@
 """Pastes box-relative instance masks into the image, one box window at a time.
 
 The result equals OD-API's `reframe_box_masks_to_image_masks` followed by a
-threshold, but only the pixel window around each box is computed, so N
-full-image masks are never materialised.
+threshold (or, asked for, the image-guided paste of models.mask_refinement), but
+only the pixel window around each box is computed, so N full-image masks are
+never materialised.
 """
 
 from __future__ import annotations
