@@ -100,6 +100,8 @@ def paste_masks(
     windows = _crop_windows(boxes, size)
     sampling = _window_sampling_boxes(_reverse_boxes(boxes), windows, size)
     count = tf.shape(box_masks)[0]
+    # The guided paste samples between pixels on both axes, so it needs H, W > 1.
+    guide_fits = tf.reduce_all(size > 1)
     crops = tf.TensorArray(tf.bool, size=count, infer_shape=False, element_shape=[None])
     for i in tf.range(count):
 
@@ -128,6 +130,6 @@ def paste_masks(
         if refinement is None:
             crops = crops.write(i, bilinear())
         else:
-            crops = crops.write(i, tf.cond(tf.reduce_all(size > 1), guided, bilinear))
+            crops = crops.write(i, tf.cond(guide_fits, guided, bilinear))
     flat = tf.cond(count > 0, crops.concat, lambda: tf.zeros([0], tf.bool))
     return {"masks": flat, "mask_sizes": windows["size"], "mask_offsets": windows["offset"]}

@@ -120,3 +120,16 @@ def test_agrees_with_the_bilinear_paste_where_the_nearest_cells_agree(
                     assert mask[y, x] == quad[0, 0], (y, x)
                     checked += 1
     assert checked > 500
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 17), (13, 1)])
+def test_one_pixel_high_or_wide_images_keep_the_bilinear_paste(height: int, width: int) -> None:
+    rng = np.random.default_rng(height + width)
+    box_masks = rng.random((3, 5, 5)).astype(np.float32)
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.2, 0.1, 0.9, 0.6], [0.4, 0.3, 0.7, 0.95]])
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    guided = _guided(box_masks, boxes.astype(np.float32), image)
+    np.testing.assert_array_equal(
+        guided, _bilinear(box_masks, boxes.astype(np.float32), height, width)
+    )
+    assert guided.any()
