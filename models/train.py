@@ -2,6 +2,10 @@
 
     python -m models.train --output models/bundled --seed 0 [--steps N]
 
+`--init_from DIR` starts both networks from an earlier export's weights instead
+of random ones (a second, fine-tuning stage; give it another `--seed` so that it
+renders scenes the first stage never saw).
+
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
 rendered once in memory at their native varied sizes and stretched to the
 model input (256x512, `models.net_geometry`).
@@ -111,16 +115,54 @@ def _prefetched_batches(
             yield batch
 
 
-def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
+def restore_exported_weights(
+    semantic: tf.keras.Model, instance: tf.keras.Model, model_dir: Path
+) -> None:
+    """Loads both networks' weights from the instance export in model_dir.
+
+    The instance SavedModel tracks both networks (`models.export.InstanceModule`'s
+    `net` and `semantic`), so one checkpoint holds everything training needs.
+
+    Raises:
+      ValueError: model_dir holds no instance export, or one whose variables do
+        not fit these networks (another architecture).
+    """
+    variables = model_dir / "instance" / "variables" / "variables"
+    if not variables.with_suffix(".index").is_file():
+        raise ValueError(
+            f"--init_from {model_dir}: no instance export at {variables}.index; "
+            "give the --output directory of an earlier `python -m models.train` run."
+        )
+    # The export's attribute names; `read`, unlike `restore`, adds no save_counter
+    # (exports have none, so the match check below would fail on it).
+    checkpoint = tf.train.Checkpoint(net=instance, semantic=semantic)
+    try:
+        checkpoint.read(str(variables)).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise ValueError(
+            f"--init_from {model_dir}: its weights do not fit the networks of "
+            "models.networks (exported from another architecture?)."
+        ) from e
+
+
+def train(
+    output: Path, seed: int, config: TrainConfig, work_dir: Path, init_from: Path | None = None
+) -> dict:
     """Runs the whole recipe; returns a summary dict (also written to output/training_log.json).
 
     Trained weights are also saved to `work_dir` before export, so a failed
-    export or validation never costs the training.
+    export or validation never costs the training. With `init_from`, both
+    networks start from that export's weights (`restore_exported_weights`).
     """
     from models.networks import instance_net, semantic_net
 
     t0 = time.time()
     tf.keras.utils.set_random_seed(seed)
+    # Built right after seeding, as before --init_from existed: same initial weights.
+    semantic, instance = semantic_net(), instance_net()
+    if init_from is not None:
+        # Checked before the long rendering, so a wrong path fails at once.
+        restore_exported_weights(semantic, instance, init_from)
     rng = np.random.default_rng(seed)
     print(
         f"Rendering {config.num_scenes} training scenes (seed {TRAIN_SEED_BASE + seed})...",
@@ -129,7 +171,6 @@ def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
     data = render_training_set(TRAIN_SEED_BASE + seed, config.num_scenes)
     t_render = time.time() - t0
     print(f"  done in {t_render:.0f}s", flush=True)
-    semantic, instance = semantic_net(), instance_net()
     step = _make_step(semantic, instance, config)
     t1 = time.time()
     for i, batch in enumerate(_prefetched_batches(data, rng, config), start=1):
@@ -150,6 +191,7 @@ def train(output: Path, seed: int, config: TrainConfig, work_dir: Path) -> dict:
         "config": asdict(config),
         "seed": seed,
         "train_scene_seed": TRAIN_SEED_BASE + seed,
+        "init_from": None if init_from is None else str(init_from),
         "render_seconds": round(t_render, 1),
         "train_seconds": round(t_train, 1),
         "started": t0,
@@ -173,6 +215,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=defaults.crop, help="Training crop side.")
     parser.add_argument("--num_scenes", type=int, default=defaults.num_scenes)
     parser.add_argument("--val_images", type=int, default=defaults.val_images)
+    parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup_steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument(
+        "--init_from",
+        type=Path,
+        default=None,
+        help="An earlier run's --output directory: start from its exported weights.",
+    )
     parser.add_argument("--work_dir", type=Path, default=Path("/tmp/segbeam_train"))
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -183,8 +233,10 @@ def main(argv: list[str] | None = None) -> None:
         crop=args.crop,
         num_scenes=args.num_scenes,
         val_images=args.val_images,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
     )
-    train(args.output, args.seed, config, args.work_dir)
+    train(args.output, args.seed, config, args.work_dir, args.init_from)
 
 
 if __name__ == "__main__":
