@@ -1,6 +1,7 @@
 """Which of the instance model's three heads limits its mask AP: a ground-truth swap test.
 
     python -m models.diagnose_heads [--model_dir models/bundled] [--num_images 40]
+        [--input_shape 320x640]
 
 On validation renders (seed 5,000, the calibration indices; never the held-out
 evaluation seed), the exported instance network's raw heads (thing
@@ -13,6 +14,10 @@ mask AP (IoU 0.50:0.95) and AP50, overall and per class, for each variant: the
 head whose swap gains most is the one to improve, and "all ground truth" is the
 ceiling the output grid, the grouping and the paste allow (AP50 reaches it
 more easily than AP, whose stricter IoUs a 256x512 grid limits for thin objects).
+
+`--input_shape HxW` runs the same weights, and builds the perfect heads, at another
+input shape than the export's (the networks are fully convolutional): what a larger
+input would buy before any retraining, and where its ceiling lies.
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from models.evaluate_metrics import Detection, GroundTruthImage, InstanceScores, instance_scores
 from models.export import DEFAULT_POSTPROCESS, instance_heads
 from models.export_postprocess import to_detections
-from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
+from models.net_geometry import DENSE_STRIDE, ENCODER_STRIDE, INPUT_SHAPE
 from models.networks import THING_CLASS_IDS, instance_net, semantic_net
-from models.synthetic_render import scene_for_index
+from models.synthetic_render import Scene, scene_for_index
+from models.train import restore_exported_weights
 from models.train_calibrate import CALIBRATION_START
-from models.train_data import instance_targets, stretched_scene
+from models.train_data import instance_targets
 from models.train_finalize import exported_with_mirror_average
 from models.train_validate import (
     VALIDATION_SEED,
@@ -76,13 +83,37 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     }
 
 
-def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, InstanceScores]]:
+def stretched_maps(scene: Scene, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's class and instance maps, uint8, nearest-neighbour stretched to shape
+    (height, width), as `models.train_data.stretched_scene` stretches them to INPUT_SHAPE."""
+    size = (shape[1], shape[0])  # PIL sizes are (width, height).
+    return tuple(
+        np.asarray(Image.fromarray(m).resize(size, Image.Resampling.NEAREST))
+        for m in (scene.class_map, scene.instance_map)
+    )
+
+
+def parse_input_shape(text: str) -> tuple[int, int]:
+    """'320x640' -> (320, 640); both sides positive multiples of the encoder's 16."""
+    try:
+        height, width = (int(side) for side in text.lower().split("x"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 320x640") from e
+    if min(height, width) <= 0 or height % ENCODER_STRIDE or width % ENCODER_STRIDE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: both sides must be positive multiples of {ENCODER_STRIDE} "
+            "(the encoder's deepest stride), e.g. 320x640"
+        )
+    return height, width
+
+
+def diagnose(
+    model_dir: Path, num_images: int, input_shape: tuple[int, int] = INPUT_SHAPE
+) -> dict[str, dict[str, InstanceScores]]:
     """COCO mask scores, overall ("all") and per thing class id ("5", "6"), for every
-    variant in VARIANTS."""
-    net, semantic = instance_net(input_shape=INPUT_SHAPE), semantic_net(input_shape=INPUT_SHAPE)
-    # The export's attribute names (models.export.InstanceModule).
-    checkpoint = tf.train.Checkpoint(net=net, semantic=semantic)
-    checkpoint.restore(str(model_dir / "instance" / "variables" / "variables")).expect_partial()
+    variant in VARIANTS, with the networks run at input_shape (height, width)."""
+    net, semantic = instance_net(input_shape=input_shape), semantic_net(input_shape=input_shape)
+    restore_exported_weights(semantic, net, model_dir)
     mirror_average = exported_with_mirror_average(model_dir)
     ground_truth: list[GroundTruthImage] = []
     detections: dict[str, list[Detection]] = {name: [] for name in VARIANTS}
@@ -90,8 +121,8 @@ def diagnose(model_dir: Path, num_images: int) -> dict[str, dict[str, InstanceSc
         index = CALIBRATION_START + position
         scene = scene_for_index(VALIDATION_SEED, index)
         height, width = scene.class_map.shape
-        _, class_map, instance_map = stretched_scene(VALIDATION_SEED, index)
-        image = model_input(scene.image)
+        class_map, instance_map = stretched_maps(scene, input_shape)
+        image = model_input(scene.image, input_shape)
         predicted = instance_heads(net, semantic, image, mirror_average)
         perfect = perfect_heads(class_map, instance_map)
         ground_truth.append(scene_ground_truth(scene))
@@ -113,10 +144,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", type=Path, default=Path(__file__).parent / "bundled")
     parser.add_argument("--num_images", type=int, default=40)
+    parser.add_argument(
+        "--input_shape",
+        type=parse_input_shape,
+        default=INPUT_SHAPE,
+        help="HEIGHTxWIDTH to run the networks at (default: the export's, 256x512).",
+    )
     args = parser.parse_args(argv)
     columns = [f"{key}_{metric}" for key in COLUMN_KEYS for metric in ("AP", "AP50")]
     print(f"{'variant':30s}" + "".join(f" {c:>15s}" for c in columns))
-    for name, scores in diagnose(args.model_dir, args.num_images).items():
+    for name, scores in diagnose(args.model_dir, args.num_images, args.input_shape).items():
         values = [(scores[key].ap, scores[key].ap50) for key in COLUMN_KEYS.values()]
         print(f"{name:30s}" + "".join(f" {v:15.3f}" for pair in values for v in pair))
 

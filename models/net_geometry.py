@@ -14,6 +14,7 @@ thin objects (far pedestrians are 2-5 input pixels wide) are lost on the
 coarser grid.
 """
 
-INPUT_SHAPE = (256, 512)  # (height, width); both divisible by the 16 of the encoder.
+ENCODER_STRIDE = 16  # The deepest encoder level's; input sides must be multiples of it.
+INPUT_SHAPE = (256, 512)  # (height, width); both multiples of ENCODER_STRIDE.
 OUTPUT_STRIDE = 2
 DENSE_STRIDE = 1

@@ -63,10 +63,10 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
     return crops[..., 0].numpy()
 
 
-def model_input(image: np.ndarray) -> tf.Tensor:
-    """uint8 [H, W, 3] -> uint8 [1, 256, 512, 3] (INPUT_SHAPE), stretched as the
-    pipeline's loader does."""
-    resized = tf.image.resize(image[None], INPUT_SHAPE, method="bilinear")
+def model_input(image: np.ndarray, shape: tuple[int, int] = INPUT_SHAPE) -> tf.Tensor:
+    """uint8 [H, W, 3] -> uint8 [1, *shape, 3] (default INPUT_SHAPE, 256x512), stretched
+    as the pipeline's loader does."""
+    resized = tf.image.resize(image[None], shape, method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
