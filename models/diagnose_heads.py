@@ -31,12 +31,11 @@ import tensorflow as tf
 from PIL import Image
 
 from models.evaluate_metrics import Detection, GroundTruthImage, InstanceScores, instance_scores
-from models.export import DEFAULT_POSTPROCESS, instance_heads
+from models.export import DEFAULT_POSTPROCESS, instance_heads, restore_exported_weights
 from models.export_postprocess import to_detections
 from models.net_geometry import DENSE_STRIDE, ENCODER_STRIDE, INPUT_SHAPE
 from models.networks import THING_CLASS_IDS, instance_net, semantic_net
 from models.synthetic_render import Scene, scene_for_index
-from models.train import restore_exported_weights
 from models.train_calibrate import CALIBRATION_START
 from models.train_data import instance_targets
 from models.train_finalize import exported_with_mirror_average

@@ -126,6 +126,35 @@ class InstanceModule(tf.Module):
         return to_detections(heads, self._config)
 
 
+def restore_exported_weights(semantic: keras.Model, instance: keras.Model, model_dir: Path) -> None:
+    """Loads both networks' weights from the instance export in model_dir (the
+    `--output` of `models.train`; the inverse of `export_models`).
+
+    The instance SavedModel tracks both networks (InstanceModule's `net` and
+    `semantic`), so its one checkpoint holds both.
+
+    Raises:
+      ValueError: model_dir holds no instance export, or one whose variables do
+        not fit these networks (another architecture).
+    """
+    variables = model_dir / "instance" / "variables" / "variables"
+    if not variables.with_suffix(".index").is_file():
+        raise ValueError(
+            f"{model_dir}: no instance export at {variables}.index; give the --output "
+            "directory of an earlier `python -m models.train` run."
+        )
+    # The export's attribute names; `read`, unlike `restore`, adds no save_counter
+    # (exports have none, so the match check below would fail on it).
+    checkpoint = tf.train.Checkpoint(net=instance, semantic=semantic)
+    try:
+        checkpoint.read(str(variables)).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise ValueError(
+            f"{model_dir}: its weights do not fit the networks of "
+            "models.networks (exported from another architecture?)."
+        ) from e
+
+
 def _save(module: tf.Module, directory: Path) -> None:
     if directory.exists():
         shutil.rmtree(directory)

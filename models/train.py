@@ -115,36 +115,6 @@ def _prefetched_batches(
             yield batch
 
 
-def restore_exported_weights(
-    semantic: tf.keras.Model, instance: tf.keras.Model, model_dir: Path
-) -> None:
-    """Loads both networks' weights from the instance export in model_dir.
-
-    The instance SavedModel tracks both networks (`models.export.InstanceModule`'s
-    `net` and `semantic`), so one checkpoint holds everything training needs.
-
-    Raises:
-      ValueError: model_dir holds no instance export, or one whose variables do
-        not fit these networks (another architecture).
-    """
-    variables = model_dir / "instance" / "variables" / "variables"
-    if not variables.with_suffix(".index").is_file():
-        raise ValueError(
-            f"--init_from {model_dir}: no instance export at {variables}.index; "
-            "give the --output directory of an earlier `python -m models.train` run."
-        )
-    # The export's attribute names; `read`, unlike `restore`, adds no save_counter
-    # (exports have none, so the match check below would fail on it).
-    checkpoint = tf.train.Checkpoint(net=instance, semantic=semantic)
-    try:
-        checkpoint.read(str(variables)).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-        raise ValueError(
-            f"--init_from {model_dir}: its weights do not fit the networks of "
-            "models.networks (exported from another architecture?)."
-        ) from e
-
-
 def train(
     output: Path, seed: int, config: TrainConfig, work_dir: Path, init_from: Path | None = None
 ) -> dict:
@@ -154,6 +124,7 @@ def train(
     export or validation never costs the training. With `init_from`, both
     networks start from that export's weights (`restore_exported_weights`).
     """
+    from models.export import restore_exported_weights
     from models.networks import instance_net, semantic_net
 
     t0 = time.time()

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.export import DEFAULT_POSTPROCESS, export_models
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.export import DEFAULT_POSTPROCESS, export_models, restore_exported_weights
 from models.loader import validate_model
-from models.networks import instance_net, semantic_net
+from models.net_geometry import INPUT_SHAPE
+from models.networks import DEFAULT_CONFIG, NetConfig, instance_net, semantic_net
 from models.spec import load_model_spec
 from tests.models.project_labels import PROJECT_CLASS_NAMES
 
@@ -24,3 +29,60 @@ def test_export_into_a_new_directory_writes_the_label_map_the_specs_name(tmp_pat
         assert spec.class_names == PROJECT_CLASS_NAMES
         assert Path(spec.labels_source) == (output / "labels.txt").resolve()
         validate_model(spec)  # Loads the SavedModel and runs it on a blank image.
+
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
+
+
+def _fresh_networks(config: NetConfig = DEFAULT_CONFIG) -> tuple:
+    return semantic_net(config), instance_net(config)
+
+
+def test_init_from_restores_the_bundled_exports_weights() -> None:
+    semantic, instance = _fresh_networks()
+    variables = str(BUNDLED / "instance" / "variables" / "variables")
+
+    restore_exported_weights(semantic, instance, BUNDLED)
+
+    # Independent of the restore: the checkpoint's own tensors under the export's
+    # attribute names, compared as a multiset of (shape, sum) with each network's weights.
+    reader = tf.train.load_checkpoint(variables)
+    for prefix, net in (("net/", instance), ("semantic/", semantic)):
+        stored = sorted(
+            (tuple(shape), round(float(reader.get_tensor(name).sum()), 3))
+            for name, shape in tf.train.list_variables(variables)
+            if name.startswith(prefix) and name.endswith("VARIABLE_VALUE")
+        )
+        restored = sorted((tuple(w.shape), round(float(w.numpy().sum()), 3)) for w in net.weights)
+        assert restored == stored
+
+
+def test_init_from_restores_the_semantic_exports_logits() -> None:
+    semantic, instance = _fresh_networks()
+    restore_exported_weights(semantic, instance, BUNDLED)
+    image = np.random.default_rng(0).integers(0, 256, (1, *INPUT_SHAPE, 3), dtype=np.uint8)
+    exported = tf.saved_model.load(str(BUNDLED / "semantic")).signatures["serving_default"]
+
+    want = exported(images=tf.constant(image))["logits"].numpy()
+    # The export averages over the image and its mirror (models.mirror_average).
+    direct = semantic(image, training=False)["logits"].numpy()
+    mirrored = semantic(image[:, :, ::-1], training=False)["logits"].numpy()[:, :, ::-1]
+
+    np.testing.assert_allclose((direct + mirrored) / 2, want, atol=1e-3)
+
+
+def test_init_from_a_directory_without_an_export_is_refused(tmp_path: Path) -> None:
+    semantic, instance = _fresh_networks()
+    with pytest.raises(ValueError, match="no instance export"):
+        restore_exported_weights(semantic, instance, tmp_path)
+
+
+def test_init_from_another_architecture_is_refused(tmp_path: Path) -> None:
+    narrow_semantic, narrow_instance = _fresh_networks(NetConfig(widths=(8, 16, 32, 48)))
+    (tmp_path / "instance" / "variables").mkdir(parents=True)
+    tf.train.Checkpoint(net=narrow_instance, semantic=narrow_semantic).write(
+        str(tmp_path / "instance" / "variables" / "variables")
+    )
+    semantic, instance = _fresh_networks()
+    with pytest.raises(ValueError, match="do not fit"):
+        restore_exported_weights(semantic, instance, tmp_path)
