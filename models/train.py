@@ -1,10 +1,15 @@
 """Trains, exports and validates both bundled models on synthetic street scenes.
 
-    python -m models.train --output models/bundled --seed 0 [--steps N]
+    python -m models.train --output DIR --seed 0 [--steps N]
 
 `--init_from DIR` starts both networks from an earlier export's weights instead
-of random ones (a second, fine-tuning stage; give it another `--seed` so that it
-renders scenes the first stage never saw).
+of random ones: a second, fine-tuning stage, given another `--seed` so that it
+renders scenes the first stage never saw. The bundled models are two stages
+(models/MODEL_CARD.md, "Training data and command"):
+
+    python -m models.train --output /tmp/stage1 --seed 0 --steps 3000 --num_scenes 8000
+    python -m models.train --output models/bundled --seed 2 --init_from /tmp/stage1 \
+        --steps 1200 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 5000
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
 rendered once in memory at their native varied sizes and stretched to the
