@@ -1,4 +1,5 @@
-"""models.export: what `export_models` writes is a model directory the pipeline loads."""
+"""models.export: what `export_models` writes is a model directory the pipeline loads, and
+`restore_exported_weights` reads its weights back into the networks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from models.net_geometry import INPUT_SHAPE
 from models.networks import DEFAULT_CONFIG, NetConfig, instance_net, semantic_net
 from models.spec import load_model_spec
 from tests.models.project_labels import PROJECT_CLASS_NAMES
+
+BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
 
 
 def test_export_into_a_new_directory_writes_the_label_map_the_specs_name(tmp_path: Path) -> None:
@@ -31,14 +34,11 @@ def test_export_into_a_new_directory_writes_the_label_map_the_specs_name(tmp_pat
         validate_model(spec)  # Loads the SavedModel and runs it on a blank image.
 
 
-BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
-
-
 def _fresh_networks(config: NetConfig = DEFAULT_CONFIG) -> tuple:
     return semantic_net(config), instance_net(config)
 
 
-def test_init_from_restores_the_bundled_exports_weights() -> None:
+def test_restore_reads_the_bundled_exports_weights() -> None:
     semantic, instance = _fresh_networks()
     variables = str(BUNDLED / "instance" / "variables" / "variables")
 
@@ -57,7 +57,7 @@ def test_init_from_restores_the_bundled_exports_weights() -> None:
         assert restored == stored
 
 
-def test_init_from_restores_the_semantic_exports_logits() -> None:
+def test_restored_semantic_network_gives_the_exports_logits() -> None:
     semantic, instance = _fresh_networks()
     restore_exported_weights(semantic, instance, BUNDLED)
     image = np.random.default_rng(0).integers(0, 256, (1, *INPUT_SHAPE, 3), dtype=np.uint8)
@@ -71,13 +71,13 @@ def test_init_from_restores_the_semantic_exports_logits() -> None:
     np.testing.assert_allclose((direct + mirrored) / 2, want, atol=1e-3)
 
 
-def test_init_from_a_directory_without_an_export_is_refused(tmp_path: Path) -> None:
+def test_restore_from_a_directory_without_an_export_is_refused(tmp_path: Path) -> None:
     semantic, instance = _fresh_networks()
     with pytest.raises(ValueError, match="no instance export"):
         restore_exported_weights(semantic, instance, tmp_path)
 
 
-def test_init_from_another_architecture_is_refused(tmp_path: Path) -> None:
+def test_restore_of_another_architectures_weights_is_refused(tmp_path: Path) -> None:
     narrow_semantic, narrow_instance = _fresh_networks(NetConfig(widths=(8, 16, 32, 48)))
     (tmp_path / "instance" / "variables").mkdir(parents=True)
     tf.train.Checkpoint(net=narrow_instance, semantic=narrow_semantic).write(
