@@ -28,16 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from models.evaluate_metrics import Detection, GroundTruthImage, InstanceScores, instance_scores
 from models.export import DEFAULT_POSTPROCESS, instance_heads, restore_exported_weights
 from models.export_postprocess import to_detections
 from models.net_geometry import DENSE_STRIDE, ENCODER_STRIDE, INPUT_SHAPE
 from models.networks import THING_CLASS_IDS, instance_net, semantic_net
-from models.synthetic_render import Scene, scene_for_index
+from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
-from models.train_data import instance_targets
+from models.train_data import instance_targets, stretched_maps
 from models.train_finalize import exported_with_mirror_average
 from models.train_validate import (
     VALIDATION_SEED,
@@ -80,16 +79,6 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
         "center_logits": tf.constant(np.log(heat / (1 - heat))),
         "offsets": tf.constant(targets.offsets),
     }
-
-
-def stretched_maps(scene: Scene, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The scene's class and instance maps, uint8, nearest-neighbour stretched to shape
-    (height, width), as `models.train_data.stretched_scene` stretches them to INPUT_SHAPE."""
-    size = (shape[1], shape[0])  # PIL sizes are (width, height).
-    return tuple(
-        np.asarray(Image.fromarray(m).resize(size, Image.Resampling.NEAREST))
-        for m in (scene.class_map, scene.instance_map)
-    )
 
 
 def parse_input_shape(text: str) -> tuple[int, int]:

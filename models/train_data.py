@@ -18,7 +18,7 @@ from PIL import Image
 
 from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
 from models.net_geometry import OUTPUT_STRIDE as STRIDE
-from models.synthetic_render import scene_for_index
+from models.synthetic_render import Scene, scene_for_index
 
 THING_CLASS_IDS = (5, 6)
 
@@ -74,9 +74,18 @@ def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.n
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=int(rng.integers(70, 96)))
         image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    class_map = Image.fromarray(scene.class_map).resize(size, Image.Resampling.NEAREST)
-    instance_map = Image.fromarray(scene.instance_map).resize(size, Image.Resampling.NEAREST)
-    return np.asarray(image), np.asarray(class_map), np.asarray(instance_map)
+    class_map, instance_map = stretched_maps(scene, INPUT_SHAPE)
+    return np.asarray(image), class_map, instance_map
+
+
+def stretched_maps(scene: Scene, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's class and instance maps, uint8, stretched to shape (height, width) by
+    nearest neighbour (ids must not blend)."""
+    size = (shape[1], shape[0])  # PIL sizes are (width, height).
+    return tuple(
+        np.asarray(Image.fromarray(m).resize(size, Image.Resampling.NEAREST))
+        for m in (scene.class_map, scene.instance_map)
+    )
 
 
 def _render_range(args: tuple[int, int, int]) -> TrainingSet:

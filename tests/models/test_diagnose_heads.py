@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pytest
 
 from models import diagnose_heads
-from models.net_geometry import INPUT_SHAPE
-from models.synthetic_render import scene_for_index
-from models.train_calibrate import CALIBRATION_START
-from models.train_data import stretched_scene
-from models.train_validate import VALIDATION_SEED
 
 
 def test_swapping_in_every_ground_truth_head_beats_the_predictions(capsys):
@@ -37,27 +31,6 @@ def test_swapping_in_every_ground_truth_head_beats_the_predictions(capsys):
     # AP averages AP50 with stricter IoUs, so it can never exceed it.
     assert all(row[0] <= row[1] for row in rows.values() if row[0] >= 0)
     assert all(0.0 <= v <= 1.0 or v == -1.0 for values in rows.values() for v in values)
-
-
-def test_stretched_maps_are_the_training_codes_at_the_export_shape():
-    index = CALIBRATION_START
-    _, want_classes, want_instances = stretched_scene(VALIDATION_SEED, index)
-
-    classes, instances = diagnose_heads.stretched_maps(
-        scene_for_index(VALIDATION_SEED, index), INPUT_SHAPE
-    )
-
-    np.testing.assert_array_equal(classes, want_classes)
-    np.testing.assert_array_equal(instances, want_instances)
-
-
-def test_stretched_maps_take_the_shape_asked_for():
-    scene = scene_for_index(VALIDATION_SEED, CALIBRATION_START)
-    classes, instances = diagnose_heads.stretched_maps(scene, (320, 640))
-    assert classes.shape == instances.shape == (320, 640)
-    # Nearest-neighbour: no class or instance id that the scene lacks.
-    assert set(np.unique(classes)) <= set(np.unique(scene.class_map))
-    assert set(np.unique(instances)) <= set(np.unique(scene.instance_map))
 
 
 def test_input_shape_is_parsed_and_checked():

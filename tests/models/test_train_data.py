@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.train_data import TrainingSet, augment, instance_targets
+from models.synthetic_render import Scene
+from models.train_data import TrainingSet, augment, instance_targets, stretched_maps
 
 
 def _one_vehicle() -> tuple[np.ndarray, np.ndarray]:
@@ -76,3 +77,25 @@ def test_augment_crops_anywhere_in_a_wide_input():
     # columns, which a square 256 crop window would never reach.
     assert max(starts) > 32
     assert max(starts) <= 96
+
+
+def _scene_with_maps(class_map: np.ndarray, instance_map: np.ndarray) -> Scene:
+    return Scene(
+        image=np.zeros((*class_map.shape, 3), np.uint8),
+        class_map=class_map,
+        instance_map=instance_map,
+        instance_class_ids=np.zeros((0,), np.int64),
+    )
+
+
+def test_stretched_maps_repeat_or_pick_pixels_by_hand():
+    classes = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
+    instances = classes + 10
+    # Rows 2 -> 4: each row twice. Columns 3 -> 2: nearest to source x = (i + 0.5) * 3 / 2,
+    # i.e. columns 0 and 2 (at 0.75 and 2.25).
+    want = np.array([[1, 3], [1, 3], [4, 6], [4, 6]], np.uint8)
+
+    got_classes, got_instances = stretched_maps(_scene_with_maps(classes, instances), (4, 2))
+
+    np.testing.assert_array_equal(got_classes, want)
+    np.testing.assert_array_equal(got_instances, want + 10)
