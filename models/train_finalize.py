@@ -36,6 +36,14 @@ def exported_with_mirror_average(model_dir: Path) -> bool:
     return bool(log.is_file() and json.loads(log.read_text()).get("mirror_average", False))
 
 
+def earlier_training_log(init_from: Path) -> dict | None:
+    """The training log of the export a fine-tuning stage started from (`--init_from`),
+    or None if that export has none. `finalize` keeps it inside the new log, so the
+    log of the last stage records every stage before it."""
+    log = init_from / TRAINING_LOG
+    return json.loads(log.read_text()) if log.is_file() else None
+
+
 def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
     """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
     raw_dir = work_dir / "uncalibrated"
@@ -56,7 +64,16 @@ def finalize(
     val_images: int,
     work_dir: Path = DEFAULT_WORK_DIR,
 ) -> dict:
-    """Calibrates, exports to `output`, validates the exports, writes output/TRAINING_LOG."""
+    """Calibrates, exports to `output`, validates the exports, writes output/TRAINING_LOG.
+
+    With `run_info["init_from"]` set, the training log found there is read before
+    anything is exported (`output` may be that same directory) and kept in the new log
+    as `init_from_training_log`; a log that already holds one (a rerun) keeps it.
+    """
+    run_info = dict(run_info)
+    earlier = run_info.pop("init_from_training_log", None)
+    if earlier is None and run_info.get("init_from"):
+        earlier = earlier_training_log(Path(run_info["init_from"]))
     postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
     export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(
@@ -82,6 +99,8 @@ def finalize(
             **{f"mask_{k}": v for k, v in report.instance._asdict().items()},
         },
     }
+    if earlier is not None:
+        summary["init_from_training_log"] = earlier  # Last: the log reads stage by stage.
     (output / TRAINING_LOG).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2), flush=True)
     return summary
