@@ -104,6 +104,10 @@ def paste_masks(
     guide_fits = tf.reduce_all(size > 1)
     crops = tf.TensorArray(tf.bool, size=count, infer_shape=False, element_shape=[None])
     for i in tf.range(count):
+        # One detection at a time: a graph loop otherwise runs up to 10 iterations at once,
+        # and ten guided windows' temporaries at once raised the benchmark's peak RSS by
+        # ~0.2 GB (docs/performance.md, "Session 14").
+        tf.autograph.experimental.set_loop_options(parallel_iterations=1)
 
         def bilinear(i: tf.Tensor = i) -> tf.Tensor:
             crop = tf.image.crop_and_resize(
