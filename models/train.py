@@ -4,13 +4,15 @@
 
 `--init_from DIR` starts both networks from an earlier export's weights instead
 of random ones: a fine-tuning stage, given another `--seed` so that it renders
-scenes the stages before never saw. The bundled models are three stages
+scenes the stages before never saw. The bundled models are four stages
 (models/MODEL_CARD.md, "Training data and command"):
 
     python -m models.train --output /tmp/stage1 --seed 0 --steps 3000 --num_scenes 8000
     python -m models.train --output /tmp/stage2 --seed 2 --init_from /tmp/stage1 \
         --steps 1200 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 5000
-    python -m models.train --output models/bundled --seed 3 --init_from /tmp/stage2 \
+    python -m models.train --output /tmp/stage3 --seed 3 --init_from /tmp/stage2 \
+        --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
+    python -m models.train --output models/bundled --seed 4 --init_from /tmp/stage3 \
         --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
