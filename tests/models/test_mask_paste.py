@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models.joint_bilateral import DEFAULT_PARAMS
 from models.mask_paste import paste_masks
 from tests.masks import paste_windows
 
@@ -58,3 +59,24 @@ def test_paste_masks_without_detections() -> None:
     )
     assert out["masks"].shape == (0,)
     assert out["mask_sizes"].shape == (0, 2)
+
+
+def test_guided_paste_loops_run_one_iteration_at_a_time() -> None:
+    # Graph loops run up to 10 iterations at once by default; for the guided paste that
+    # held ten windows' temporaries at once (+0.2 GB peak RSS, docs/performance.md,
+    # "Session 14"). Both loops are checked: the paste's over detections and, nested in
+    # it, the joint bilateral votes' over chunks.
+    paste = tf.function(
+        lambda masks, boxes, image: paste_masks(
+            masks, boxes, tf.shape(image)[:2], 0.5, image, DEFAULT_PARAMS
+        )
+    )
+    graph = paste.get_concrete_function(
+        tf.TensorSpec([None, 8, 8], tf.float32),
+        tf.TensorSpec([None, 4], tf.float32),
+        tf.TensorSpec([None, None, 3], tf.uint8),
+    ).graph.as_graph_def()
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    loops = [node for node in nodes if node.op in ("While", "StatelessWhile")]
+    assert len(loops) >= 2
+    assert {loop.attr["parallel_iterations"].i for loop in loops} == {1}
