@@ -29,19 +29,20 @@ DEFAULT_WORK_DIR = Path("/tmp/segbeam_train")
 TRAINING_LOG = "training_log.json"  # Written next to the exports by `finalize`.
 
 
+def training_log(model_dir: Path) -> dict | None:
+    """The training log `finalize` wrote next to model_dir's exports, or None if it has none.
+
+    `finalize` keeps the log of the export a fine-tuning stage started from
+    (`--init_from`) inside the new one, so the last stage's log records every stage.
+    """
+    log = model_dir / TRAINING_LOG
+    return json.loads(log.read_text()) if log.is_file() else None
+
+
 def exported_with_mirror_average(model_dir: Path) -> bool:
     """Whether `finalize` exported model_dir with mirror averaging, from its training
     log (exports from before the option had no such entry: they did not average)."""
-    log = model_dir / TRAINING_LOG
-    return bool(log.is_file() and json.loads(log.read_text()).get("mirror_average", False))
-
-
-def earlier_training_log(init_from: Path) -> dict | None:
-    """The training log of the export a fine-tuning stage started from (`--init_from`),
-    or None if that export has none. `finalize` keeps it inside the new log, so the
-    log of the last stage records every stage before it."""
-    log = init_from / TRAINING_LOG
-    return json.loads(log.read_text()) if log.is_file() else None
+    return bool((training_log(model_dir) or {}).get("mirror_average", False))
 
 
 def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
@@ -73,7 +74,7 @@ def finalize(
     run_info = dict(run_info)
     earlier = run_info.pop("init_from_training_log", None)
     if earlier is None and run_info.get("init_from"):
-        earlier = earlier_training_log(Path(run_info["init_from"]))
+        earlier = training_log(Path(run_info["init_from"]))
     postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
     export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     semantic, instance = semantic_net(), instance_net()
     semantic.load_weights(args.work_dir / "semantic.weights.h5")
     instance.load_weights(args.work_dir / "instance.weights.h5")
-    log = args.output / TRAINING_LOG
-    run_info = json.loads(log.read_text()) if log.is_file() else {}
+    run_info = training_log(args.output) or {}
     derived = ("validation", "parameters", "postprocess", "calibration")
     run_info = {k: v for k, v in run_info.items() if k not in derived}
     finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.train_finalize import earlier_training_log, exported_with_mirror_average
+from models.train_finalize import exported_with_mirror_average, training_log
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
 
@@ -23,7 +23,7 @@ def test_the_bundled_export_is_logged_as_mirror_averaged():
     assert exported_with_mirror_average(BUNDLED)
 
 
-def test_the_earlier_stages_log_is_read_from_the_init_from_export(tmp_path):
-    assert earlier_training_log(tmp_path) is None  # An export with no log.
+def test_the_training_log_is_read_from_the_export_directory(tmp_path):
+    assert training_log(tmp_path) is None  # An export with no log.
     (tmp_path / "training_log.json").write_text('{"seed": 0, "validation": {"miou": 0.9}}')
-    assert earlier_training_log(tmp_path) == {"seed": 0, "validation": {"miou": 0.9}}
+    assert training_log(tmp_path) == {"seed": 0, "validation": {"miou": 0.9}}
