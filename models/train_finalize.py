@@ -45,6 +45,17 @@ def exported_with_mirror_average(model_dir: Path) -> bool:
     return bool((training_log(model_dir) or {}).get("mirror_average", False))
 
 
+def split_earlier_log(run_info: dict) -> tuple[dict, dict | None]:
+    """run_info without its `init_from_training_log`, and the earlier stage's log: the one
+    run_info already holds (a rerun of `finalize`), else the one found in
+    run_info["init_from"], else None (a first stage, or an export with no log)."""
+    run_info = dict(run_info)
+    earlier = run_info.pop("init_from_training_log", None)
+    if earlier is None and run_info.get("init_from"):
+        earlier = training_log(Path(run_info["init_from"]))
+    return run_info, earlier
+
+
 def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
     """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
     raw_dir = work_dir / "uncalibrated"
@@ -67,14 +78,11 @@ def finalize(
 ) -> dict:
     """Calibrates, exports to `output`, validates the exports, writes output/TRAINING_LOG.
 
-    With `run_info["init_from"]` set, the training log found there is read before
-    anything is exported (`output` may be that same directory) and kept in the new log
-    as `init_from_training_log`; a log that already holds one (a rerun) keeps it.
+    The earlier stage's log (`split_earlier_log`) is read before anything is exported
+    (`output` may be the `--init_from` directory) and kept last in the new log as
+    `init_from_training_log`.
     """
-    run_info = dict(run_info)
-    earlier = run_info.pop("init_from_training_log", None)
-    if earlier is None and run_info.get("init_from"):
-        earlier = training_log(Path(run_info["init_from"]))
+    run_info, earlier = split_earlier_log(run_info)
     postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
     export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(

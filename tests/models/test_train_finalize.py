@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.train_finalize import exported_with_mirror_average, training_log
+from models.train_finalize import exported_with_mirror_average, split_earlier_log, training_log
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
 
@@ -27,3 +27,17 @@ def test_the_training_log_is_read_from_the_export_directory(tmp_path):
     assert training_log(tmp_path) is None  # An export with no log.
     (tmp_path / "training_log.json").write_text('{"seed": 0, "validation": {"miou": 0.9}}')
     assert training_log(tmp_path) == {"seed": 0, "validation": {"miou": 0.9}}
+
+
+def test_the_earlier_stages_log_comes_from_the_init_from_export(tmp_path):
+    # A first stage: no init_from, no earlier log.
+    assert split_earlier_log({"seed": 0}) == ({"seed": 0}, None)
+    # A fine-tuning stage: the log of the export it started from.
+    (tmp_path / "training_log.json").write_text('{"seed": 2}')
+    run_info = {"seed": 3, "init_from": str(tmp_path)}
+    assert split_earlier_log(run_info) == (run_info, {"seed": 2})
+    # A rerun of finalize: the log it already holds wins over the directory's, and the
+    # key leaves run_info so that finalize can put it last.
+    rerun = {"seed": 3, "init_from": str(tmp_path), "init_from_training_log": {"seed": 1}}
+    assert split_earlier_log(rerun) == ({"seed": 3, "init_from": str(tmp_path)}, {"seed": 1})
+    assert "init_from_training_log" in rerun  # The caller's dict is not changed.
