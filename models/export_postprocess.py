@@ -43,6 +43,14 @@ class PostprocessConfig:
     score_power: Scores are (peak * mean foreground prob) ** score_power. The
       power is monotone (AP is unchanged) and moves the typical operating point
       near 0.5, where the pipeline's default score threshold sits.
+    valley_ratio: None for plain max-pool suppression. Otherwise a cell that is
+      the maximum of its 3x3 neighbours, but that a higher cell further away
+      inside the nms_kernel window would suppress, is kept when the heat midway
+      between the two is below valley_ratio times its own: two pedestrians side
+      by side make two peaks with a dip between them, one object's broad top
+      does not. (On 100 validation renders with the four-stage models, 0.9 took
+      mask AP50 from 0.668 to 0.686, pedestrians 0.504 -> 0.541; a plain 3x3
+      window 0.684, but AP 0.376 -> 0.375 against 0.379.)
     """
 
     max_detections: int = 50
@@ -50,6 +58,18 @@ class PostprocessConfig:
     center_threshold: float = 0.1
     mask_size: int = 48
     score_power: float = 0.5
+    valley_ratio: float | None = 0.9
+
+    def __post_init__(self) -> None:
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise ValueError(
+                f"nms_kernel must be a positive odd number of cells, got {self.nms_kernel}."
+            )
+        if self.valley_ratio is not None and not 0.0 < self.valley_ratio <= 1.0:
+            raise ValueError(
+                f"valley_ratio must be in (0, 1], or None for plain max-pool suppression; "
+                f"got {self.valley_ratio}."
+            )
 
 
 def _grid_shape(heads: tf.Tensor) -> tuple[int, int]:
@@ -63,6 +83,34 @@ def _grid_shape(heads: tf.Tensor) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def _shifted(heat: tf.Tensor, dy: int, dx: int, radius: int) -> tf.Tensor:
+    """heat [B, H, W, C] read at (row + dy, column + dx), zero outside; |dy|, |dx| <= radius."""
+    height, width = _grid_shape(heat)
+    padded = tf.pad(heat, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
+    return padded[:, radius + dy : radius + dy + height, radius + dx : radius + dx + width, :]
+
+
+def _halfway(offset: int) -> list[int]:
+    """The one or two cell offsets midway along an offset (2 -> [1], 3 -> [1, 2], -1 -> [-1, 0])."""
+    return sorted({offset // 2, -(-offset // 2)})
+
+
+def _peak_cells(heat: tf.Tensor, config: PostprocessConfig) -> tf.Tensor:
+    """bool [B, Gh, Gw, C]: the cells that survive peak suppression (see PostprocessConfig)."""
+    if config.valley_ratio is None:
+        return heat >= tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
+    radius = config.nms_kernel // 2
+    keep = heat >= tf.nn.max_pool2d(heat, 3, strides=1, padding="SAME")
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if max(abs(dy), abs(dx)) < 2:
+                continue  # The 3x3 maximum above already decides the nearest cells.
+            between = [_shifted(heat, y, x, radius) for y in _halfway(dy) for x in _halfway(dx)]
+            no_valley = tf.add_n(between) / len(between) >= config.valley_ratio * heat
+            keep &= ~((_shifted(heat, dy, dx, radius) > heat) & no_valley)
+    return keep
+
+
 def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres:
     """Top-K heatmap peaks over both thing classes.
 
@@ -73,8 +121,7 @@ def find_centres(center_logits: tf.Tensor, config: PostprocessConfig) -> Centres
       The `Centres`.
     """
     heat = tf.sigmoid(center_logits)
-    pooled = tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
-    peaks = tf.where((heat >= pooled) & (heat > config.center_threshold), heat, 0.0)
+    peaks = tf.where(_peak_cells(heat, config) & (heat > config.center_threshold), heat, 0.0)
     b, (_, grid_width) = tf.shape(peaks)[0], _grid_shape(peaks)
     flat = tf.reshape(peaks, [b, -1])  # Index = (i * Gw + j) * 2 + thing channel.
     values, index = tf.math.top_k(flat, k=config.max_detections, sorted=True)

@@ -12,7 +12,13 @@ import tensorflow as tf
 
 from models.diagnose_heads import perfect_heads
 from models.evaluate_metrics import Detection, GroundTruthImage, encode_mask, instance_scores
-from models.export_postprocess import Assignment, PostprocessConfig, slot_stats, to_detections
+from models.export_postprocess import (
+    Assignment,
+    PostprocessConfig,
+    find_centres,
+    slot_stats,
+    to_detections,
+)
 from models.train_validate import paste_masks
 
 CONFIG = PostprocessConfig()
@@ -125,6 +131,64 @@ def test_no_centres_means_no_detections():
     out = to_detections(heads, CONFIG)
     assert out["num_detections"].numpy().tolist() == [0.0, 0.0]
     assert float(tf.reduce_max(out["detection_scores"])) == 0.0
+
+
+def _centre_logits(cells: dict[tuple[int, int], float]) -> tf.Tensor:
+    """Pedestrian-channel heatmap logits [1, 24, 24, 2]: heat 0.01, except at `cells`."""
+    heat = np.full([1, 24, 24, 2], 0.01, np.float32)
+    for (row, column), value in cells.items():
+        heat[0, row, column, 1] = value
+    return tf.constant(np.log(heat / (1.0 - heat)))
+
+
+def _found(logits: tf.Tensor, valley_ratio: float | None) -> list[tuple[float, float]]:
+    config = PostprocessConfig(max_detections=4, valley_ratio=valley_ratio)
+    centres = find_centres(logits, config)
+    present = centres.peak[0].numpy() > 0
+    return sorted(zip(centres.y[0].numpy()[present], centres.x[0].numpy()[present], strict=True))
+
+
+@pytest.mark.parametrize("second_cell", [(10, 12), (12, 11), (8, 8)])
+def test_two_peaks_with_a_dip_between_are_two_centres(second_cell):
+    # Two cells apart (straight, knight's move, diagonal): inside a 5x5 window, so
+    # plain suppression keeps only the higher; the heat between them dips to 0.5
+    # (< 0.9 x 0.8), so the valley rule keeps both. Centres sit mid-cell: 2 * cell + 1.
+    logits = _centre_logits({(10, 10): 0.9, second_cell: 0.8})
+    row, column = second_cell
+    assert _found(logits, None) == [(21.0, 21.0)]
+    assert _found(logits, 0.9) == sorted([(21.0, 21.0), (2.0 * row + 1, 2.0 * column + 1)])
+
+
+def test_a_broad_top_without_a_dip_stays_one_centre():
+    # (10, 12) is a maximum of its own 3x3 neighbours, but the cell between it and
+    # the higher (10, 10) holds 0.78 >= 0.9 x 0.8: one object's flat top, not two.
+    logits = _centre_logits({(10, 10): 0.9, (10, 11): 0.78, (10, 12): 0.8})
+    assert _found(logits, 0.9) == [(21.0, 21.0)]
+    # At ratio 1.0 any dip counts: 0.78 < 1.0 x 0.8 keeps both.
+    assert _found(logits, 1.0) == [(21.0, 21.0), (21.0, 25.0)]
+
+
+def test_peaks_further_apart_than_the_window_are_found_either_way():
+    logits = _centre_logits({(10, 10): 0.9, (10, 13): 0.8, (10, 11): 0.85, (10, 12): 0.85})
+    # Three cells apart, with no dip: beyond the 5x5 window's reach, but (10, 13) is
+    # below its 3x3 neighbour (10, 12), so neither rule keeps it.
+    assert _found(logits, None) == _found(logits, 0.9) == [(21.0, 21.0)]
+    logits = _centre_logits({(10, 10): 0.9, (10, 13): 0.8})
+    assert _found(logits, None) == _found(logits, 0.9) == [(21.0, 21.0), (21.0, 27.0)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"nms_kernel": 4}, "nms_kernel must be a positive odd"),
+        ({"nms_kernel": 0}, "nms_kernel must be a positive odd"),
+        ({"valley_ratio": 0.0}, "valley_ratio must be in"),
+        ({"valley_ratio": 1.5}, "valley_ratio must be in"),
+    ],
+)
+def test_config_rejects_settings_that_cannot_suppress(changes, message):
+    with pytest.raises(ValueError, match=message):
+        PostprocessConfig(**changes)
 
 
 def test_grouping_rejects_heads_it_cannot_size():
