@@ -38,6 +38,7 @@ from models.evaluate_metrics import (
     encode_mask,
     instance_scores,
     mask_fit,
+    misses,
     semantic_scores,
 )
 from models.synthetic import LABELS_PATH
@@ -79,6 +80,16 @@ def _scores_by_shape(
                 "AP50": instance_scores(subset, dets, (c,)).ap50,
             }
     return out
+
+
+def _misses_by_area(
+    ground_truth: list[GroundTruthImage], detections: list[Detection], class_id: int
+) -> dict[str, dict[str, int]]:
+    """`misses` as plain dicts for the JSON report: area range -> verdict -> count."""
+    return {
+        area: counts._asdict()
+        for area, counts in misses(ground_truth, detections, class_id).items()
+    }
 
 
 class ShardRecord(NamedTuple):
@@ -198,6 +209,9 @@ def evaluate_run(shard_paths: list[str], run_dir: str | Path, class_names: list[
         "instance_by_image_shape": _scores_by_shape(ground_truth, detections, class_names),
         "instance_mask_fit": {
             class_names[c]: mask_fit(ground_truth, detections, c)._asdict() for c in THING_CLASS_IDS
+        },
+        "instance_misses": {
+            class_names[c]: _misses_by_area(ground_truth, detections, c) for c in THING_CLASS_IDS
         },
     }
 

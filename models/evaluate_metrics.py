@@ -4,7 +4,8 @@ Semantic: a confusion matrix accumulated over a dataset, then per-class IoU
 and mIoU (classes absent from both ground truth and prediction are excluded
 from the mean). Instance: COCO mask AP/AR via pycocotools' COCOeval, and how the
 found instances' masks sit on their ground truth (`mask_fit`: do they spill over,
-or miss parts?).
+or miss parts?), and why the others are not found (`misses`: nothing there, one mask
+over several instances, or a mask too far off).
 """
 
 from __future__ import annotations
@@ -195,6 +196,77 @@ def mask_fit(
     if not found:
         return MaskFit(0, num_instances, None, None, None)
     return MaskFit(len(found), num_instances, *(float(m) for m in np.median(found, axis=0)))
+
+
+# COCO's area ranges (pixels of the instance's mask): small < 32^2 <= medium < 96^2 <= large.
+AREA_RANGES = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, np.inf))
+COVER_FRACTION = 0.3  # A detection "covers" an instance holding this much of its pixels.
+
+
+class Misses(NamedTuple):
+    """Why one class's instances are or are not found, as counts that sum to `instances`.
+
+    found: a same-class detection reaches mask IoU 0.5 (as in `mask_fit`). Of the
+    rest, judged by the same-class detection holding the largest share of the
+    instance's pixels: missed, no detection covers COVER_FRACTION of it; merged,
+    that detection also covers COVER_FRACTION of another instance of the class
+    (one mask over several); off, it covers this instance alone but at IoU < 0.5
+    (much too large, too small, or split between detections).
+    """
+
+    instances: int
+    found: int
+    merged: int
+    off: int
+    missed: int
+
+
+def _coverage(preds: list[dict], truths: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Mask IoU [P, T] and the share of each truth's pixels each detection holds [P, T]."""
+    ious = np.asarray(mask_utils.iou(preds, truths, [0] * len(truths)), dtype=np.float64)
+    pred_area = mask_utils.area(preds).astype(np.float64)[:, None]
+    truth_area = mask_utils.area(truths).astype(np.float64)[None, :]
+    # |A & B| from IoU = I / (|A| + |B| - I).
+    intersection = ious * (pred_area + truth_area) / (1.0 + ious)
+    return ious, intersection / np.maximum(truth_area, 1.0)
+
+
+def _verdict(ious: np.ndarray, cover: np.ndarray, t: int, min_iou: float) -> str:
+    """Misses field name for truth t, given [P, T] IoU and coverage (P may be 0)."""
+    if ious.shape[0] and ious[:, t].max() >= min_iou:
+        return "found"
+    if not ious.shape[0] or cover[:, t].max() < COVER_FRACTION:
+        return "missed"
+    best = int(np.argmax(cover[:, t]))
+    others = np.delete(cover[best], t)
+    return "merged" if others.size and others.max() >= COVER_FRACTION else "off"
+
+
+def misses(
+    ground_truth: list[GroundTruthImage],
+    detections: list[Detection],
+    class_id: int,
+    min_iou: float = 0.5,
+) -> dict[str, Misses]:
+    """`Misses` of `class_id`'s instances, overall ("all") and per COCO area range."""
+    by_image: dict[int, list[dict]] = defaultdict(list)
+    for d in detections:
+        if d.class_id == class_id:
+            by_image[d.image_index].append(d.rle)
+    counts = {name: dict.fromkeys(Misses._fields, 0) for name, _, _ in AREA_RANGES}
+    for index, image in enumerate(ground_truth):
+        truths = [r for r, c in zip(image.rles, image.class_ids, strict=True) if c == class_id]
+        if not truths:
+            continue
+        preds = by_image.get(index, [])
+        ious, cover = _coverage(preds, truths) if preds else (np.zeros((0, len(truths))),) * 2
+        for t, area in enumerate(mask_utils.area(truths)):
+            name = next(n for n, low, high in AREA_RANGES if low <= area < high)
+            counts[name]["instances"] += 1
+            counts[name][_verdict(ious, cover, t, min_iou)] += 1
+    result = {name: Misses(**c) for name, c in counts.items()}
+    result["all"] = Misses(*(sum(column) for column in zip(*result.values(), strict=True)))
+    return result
 
 
 def _annotation(ann_id: int, image_id: int, class_id: int, rle: dict, iscrowd: int) -> dict:

@@ -18,6 +18,7 @@ from models.evaluate_metrics import (
     encode_mask,
     instance_scores,
     mask_fit,
+    misses,
     semantic_scores,
 )
 from models.synthetic import scene_for_index, write_shards
@@ -193,6 +194,43 @@ def test_mask_fit_takes_medians_and_the_best_detection_per_truth():
     assert fit.recall == pytest.approx(1.0)
 
 
+def test_misses_sorts_every_instance_into_one_verdict():
+    # Pedestrians, each 10 rows x 4 columns (40 px, "small"), in a 40x60 image:
+    # A exact (found); B and C side by side under one 10x10 blob (each 40/100 IoU,
+    # each fully covered: merged); D under a 10x12 blob of its own (IoU 40/120, all
+    # of it covered: off); E with a 2x4 sliver over it (8/40 = 20% covered: missed);
+    # F with nothing. And a vehicle detection exactly on F, which must not count.
+    a, b, c, d, e, f = (_square(40, 60, 5, x, 15, x + 4) for x in (1, 10, 16, 25, 41, 50))
+    merged = _square(40, 60, 5, 10, 15, 20)
+    dets = [
+        Detection(0, PEDESTRIAN, 0.9, encode_mask(a)),
+        Detection(0, PEDESTRIAN, 0.8, encode_mask(merged)),
+        Detection(0, PEDESTRIAN, 0.7, encode_mask(_square(40, 60, 5, 21, 15, 33))),
+        Detection(0, PEDESTRIAN, 0.6, encode_mask(_square(40, 60, 5, 41, 7, 45))),
+        Detection(0, VEHICLE, 0.5, encode_mask(f)),
+    ]
+    result = misses([_gt([a, b, c, d, e, f], [PEDESTRIAN] * 6)], dets, PEDESTRIAN)
+    expected = {"instances": 6, "found": 1, "merged": 2, "off": 1, "missed": 2}
+    assert result["all"]._asdict() == expected
+    assert result["small"]._asdict() == expected
+    assert sum(result["medium"]) == sum(result["large"]) == 0
+
+
+def test_misses_split_by_coco_area_range():
+    # A 40x40 vehicle (1,600 px: medium) found, a 100x100 one (large) missed, and an
+    # image without vehicles (only a pedestrian) that adds nothing.
+    medium, large = _square(200, 200, 0, 0, 40, 40), _square(200, 200, 90, 90, 190, 190)
+    truths = [
+        _gt([medium, large], [VEHICLE, VEHICLE]),
+        _gt([_square(200, 200, 0, 0, 10, 4)], [PEDESTRIAN]),
+    ]
+    result = misses(truths, [Detection(0, VEHICLE, 0.9, encode_mask(medium))], VEHICLE)
+    assert tuple(result["medium"]) == (1, 1, 0, 0, 0)
+    assert tuple(result["large"]) == (1, 0, 0, 0, 1)
+    assert tuple(result["small"]) == (0, 0, 0, 0, 0)
+    assert tuple(result["all"]) == (2, 1, 0, 0, 1)
+
+
 def test_mask_fit_ignores_other_classes_and_weak_overlaps():
     # A pedestrian detection exactly on a vehicle, and a vehicle detection at IoU 0.25
     # (10x10 shifted 6 columns: 40 / 160): no vehicle is found.
@@ -282,6 +320,10 @@ def test_evaluate_run_perfect_tables(tmp_path):
     assert list(by_shape) == ["up to 1.6:1"]
     assert by_shape["up to 1.6:1"]["num_images"] == 3
     assert by_shape["up to 1.6:1"]["pedestrian"]["AP50"] == pytest.approx(1.0)
+    for name in ("vehicle", "pedestrian"):
+        counts = summary["instance_misses"][name]["all"]
+        assert counts["instances"] > 0
+        assert counts["found"] == counts["instances"]
 
 
 def test_shape_groups_by_width_over_height():
