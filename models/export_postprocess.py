@@ -48,9 +48,9 @@ class PostprocessConfig:
       inside the nms_kernel window would suppress, is kept when the heat midway
       between the two is below valley_ratio times its own: two pedestrians side
       by side make two peaks with a dip between them, one object's broad top
-      does not. (On 100 validation renders with the four-stage models, 0.9 took
-      mask AP50 from 0.668 to 0.686, pedestrians 0.504 -> 0.541; a plain 3x3
-      window 0.684, but AP 0.376 -> 0.375 against 0.379.)
+      does not. (The four-stage models recalibrated with 0.9: training
+      validation mask AP50 0.671 -> 0.682; held-out 0.615 -> 0.632, the
+      model card's "What was tried".)
     """
 
     max_detections: int = 50
