@@ -83,13 +83,6 @@ def _grid_shape(heads: tf.Tensor) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _shifted(heat: tf.Tensor, dy: int, dx: int, radius: int) -> tf.Tensor:
-    """heat [B, H, W, C] read at (row + dy, column + dx), zero outside; |dy|, |dx| <= radius."""
-    height, width = _grid_shape(heat)
-    padded = tf.pad(heat, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
-    return padded[:, radius + dy : radius + dy + height, radius + dx : radius + dx + width, :]
-
-
 def _halfway(offset: int) -> list[int]:
     """The one or two cell offsets midway along an offset (2 -> [1], 3 -> [1, 2], -1 -> [-1, 0])."""
     return sorted({offset // 2, -(-offset // 2)})
@@ -100,14 +93,21 @@ def _peak_cells(heat: tf.Tensor, config: PostprocessConfig) -> tf.Tensor:
     if config.valley_ratio is None:
         return heat >= tf.nn.max_pool2d(heat, config.nms_kernel, strides=1, padding="SAME")
     radius = config.nms_kernel // 2
+    height, width = _grid_shape(heat)
+    # Zero-padded once: heat at (row + dy, column + dx) is then one slice, |dy|, |dx| <= radius.
+    padded = tf.pad(heat, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
+
+    def shifted(dy: int, dx: int) -> tf.Tensor:
+        return padded[:, radius + dy : radius + dy + height, radius + dx : radius + dx + width, :]
+
     keep = heat >= tf.nn.max_pool2d(heat, 3, strides=1, padding="SAME")
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             if max(abs(dy), abs(dx)) < 2:
                 continue  # The 3x3 maximum above already decides the nearest cells.
-            between = [_shifted(heat, y, x, radius) for y in _halfway(dy) for x in _halfway(dx)]
+            between = [shifted(y, x) for y in _halfway(dy) for x in _halfway(dx)]
             no_valley = tf.add_n(between) / len(between) >= config.valley_ratio * heat
-            keep &= ~((_shifted(heat, dy, dx, radius) > heat) & no_valley)
+            keep &= ~((shifted(dy, dx) > heat) & no_valley)
     return keep
 
 
