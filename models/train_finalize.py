@@ -1,8 +1,10 @@
 """The end of training: calibrate scores, export both models, validate the exports.
 
-    python -m models.train_finalize --work_dir /tmp/segbeam_train --output models/bundled
+    python -m models.train_finalize --work_dir /tmp/segbeam_train --output models/bundled \
+        [--valley_ratio R|none]
 
-reruns this step alone from the weights `models.train` saved.
+reruns this step alone from the weights `models.train` saved, optionally with another
+peak-finding valley ratio (PostprocessConfig.valley_ratio; default the export's, 0.9).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from models.export import DEFAULT_POSTPROCESS, export_models
+from models.export_postprocess import PostprocessConfig
 from models.train_calibrate import calibrate
 from models.train_validate import validate
 
@@ -56,16 +59,18 @@ def split_earlier_log(run_info: dict) -> tuple[dict, dict | None]:
     return run_info, earlier
 
 
-def _calibrated_config(semantic: keras.Model, instance: keras.Model, work_dir: Path) -> tuple:
+def _calibrated_config(
+    semantic: keras.Model, instance: keras.Model, work_dir: Path, base: PostprocessConfig
+) -> tuple:
     """Exports with raw scores to work_dir, then fits the score power (models.train_calibrate)."""
     raw_dir = work_dir / "uncalibrated"
-    raw = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=1.0)
+    raw = dataclasses.replace(base, score_power=1.0)
     export_models(semantic, instance, raw_dir, raw, mirror_average=MIRROR_AVERAGE)
     fn = tf.saved_model.load(str(raw_dir / "instance")).signatures["serving_default"]
     calibration = calibrate(fn, CALIBRATION_IMAGES)
     print(f"Calibration: {calibration}", flush=True)
     power = calibration["score_power"]
-    return dataclasses.replace(DEFAULT_POSTPROCESS, score_power=power), calibration
+    return dataclasses.replace(base, score_power=power), calibration
 
 
 def finalize(
@@ -75,15 +80,18 @@ def finalize(
     run_info: dict,
     val_images: int,
     work_dir: Path = DEFAULT_WORK_DIR,
+    base: PostprocessConfig = DEFAULT_POSTPROCESS,
 ) -> dict:
     """Calibrates, exports to `output`, validates the exports, writes output/TRAINING_LOG.
+
+    `base` is the grouping's post-processing; its score_power is replaced by the calibrated one.
 
     The earlier stage's log (`split_earlier_log`) is read before anything is exported
     (`output` may be the `--init_from` directory) and kept last in the new log as
     `init_from_training_log`.
     """
     run_info, earlier = split_earlier_log(run_info)
-    postprocess, calibration = _calibrated_config(semantic, instance, work_dir)
+    postprocess, calibration = _calibrated_config(semantic, instance, work_dir, base)
     export_models(semantic, instance, output, postprocess, mirror_average=MIRROR_AVERAGE)
     report = validate(
         tf.saved_model.load(str(output / "semantic")).signatures["serving_default"],
@@ -115,6 +123,11 @@ def finalize(
     return summary
 
 
+def _valley_ratio(text: str) -> float | None:
+    """--valley_ratio's value: a number, or 'none' (plain max-pool suppression)."""
+    return None if text.lower() == "none" else float(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: finalise from saved weights."""
     from models.networks import instance_net, semantic_net
@@ -123,14 +136,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work_dir", type=Path, default=DEFAULT_WORK_DIR)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--val_images", type=int, default=100)
+    parser.add_argument(
+        "--valley_ratio",
+        type=_valley_ratio,
+        default=DEFAULT_POSTPROCESS.valley_ratio,
+        help="Peak finding's valley ratio in (0, 1], or 'none' for plain max-pool suppression "
+        "(PostprocessConfig.valley_ratio).",
+    )
     args = parser.parse_args(argv)
+    try:
+        base = dataclasses.replace(DEFAULT_POSTPROCESS, valley_ratio=args.valley_ratio)
+    except ValueError as e:
+        parser.error(str(e))
     semantic, instance = semantic_net(), instance_net()
     semantic.load_weights(args.work_dir / "semantic.weights.h5")
     instance.load_weights(args.work_dir / "instance.weights.h5")
     run_info = training_log(args.output) or {}
     derived = ("validation", "parameters", "postprocess", "calibration")
     run_info = {k: v for k, v in run_info.items() if k not in derived}
-    finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir)
+    finalize(semantic, instance, args.output, run_info, args.val_images, args.work_dir, base)
 
 
 if __name__ == "__main__":

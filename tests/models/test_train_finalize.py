@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from models import networks, train_finalize
 from models.train_finalize import exported_with_mirror_average, split_earlier_log, training_log
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "bundled"
@@ -41,3 +44,29 @@ def test_the_earlier_stages_log_comes_from_the_init_from_export(tmp_path):
     rerun = {"seed": 3, "init_from": str(tmp_path), "init_from_training_log": {"seed": 1}}
     assert split_earlier_log(rerun) == ({"seed": 3, "init_from": str(tmp_path)}, {"seed": 1})
     assert "init_from_training_log" in rerun  # The caller's dict is not changed.
+
+
+class _NoWeights:
+    """Stands in for a network in main(): loading weights is not what is tested."""
+
+    def load_weights(self, path: Path) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("given", "expected"), [(["--valley_ratio", "none"], None), ([], 0.9)])
+def test_valley_ratio_reaches_the_export_config(tmp_path, monkeypatch, given, expected):
+    seen = {}
+    monkeypatch.setattr(networks, "semantic_net", _NoWeights)
+    monkeypatch.setattr(networks, "instance_net", _NoWeights)
+    monkeypatch.setattr(train_finalize, "finalize", lambda *args: seen.setdefault("base", args[-1]))
+    train_finalize.main(["--work_dir", str(tmp_path), "--output", str(tmp_path), *given])
+    assert seen["base"].valley_ratio == expected
+    assert seen["base"].nms_kernel == 5
+
+
+@pytest.mark.parametrize("ratio", ["0", "1.5"])
+def test_valley_ratio_out_of_range_stops_before_any_work(monkeypatch, capsys, ratio):
+    monkeypatch.setattr(networks, "semantic_net", lambda: pytest.fail("weights were loaded"))
+    with pytest.raises(SystemExit):
+        train_finalize.main(["--output", "/nonexistent", "--valley_ratio", ratio])
+    assert "valley_ratio must be in (0, 1]" in capsys.readouterr().err
