@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -150,6 +151,36 @@ def instance_scores(
     return InstanceScores(float(stats[0]), float(stats[1]), float(stats[2]), float(stats[8]))
 
 
+def _masks_per_image(
+    ground_truth: list[GroundTruthImage], detections: list[Detection], class_id: int
+) -> Iterator[tuple[list[dict], list[dict]]]:
+    """(truth RLEs, detection RLEs) of `class_id` for each image, in order; either may be empty."""
+    by_image: dict[int, list[dict]] = defaultdict(list)
+    for d in detections:
+        if d.class_id == class_id:
+            by_image[d.image_index].append(d.rle)
+    for index, image in enumerate(ground_truth):
+        truths = [r for r, c in zip(image.rles, image.class_ids, strict=True) if c == class_id]
+        yield truths, by_image.get(index, [])
+
+
+class _Overlaps(NamedTuple):
+    iou: np.ndarray  # [P, T]
+    intersection: np.ndarray  # [P, T] pixels
+    pred_area: np.ndarray  # [P] pixels
+    truth_area: np.ndarray  # [T] pixels
+
+
+def _overlaps(preds: list[dict], truths: list[dict]) -> _Overlaps:
+    """Mask IoU and intersection of every detection with every truth, from RLEs without decoding."""
+    iou = np.asarray(mask_utils.iou(preds, truths, [0] * len(truths)), dtype=np.float64)
+    pred_area = mask_utils.area(preds).astype(np.float64)
+    truth_area = mask_utils.area(truths).astype(np.float64)
+    # |A & B| from IoU = I / (|A| + |B| - I).
+    intersection = iou * (pred_area[:, None] + truth_area[None, :]) / (1.0 + iou)
+    return _Overlaps(iou, intersection, pred_area, truth_area)
+
+
 class MaskFit(NamedTuple):
     """How the masks of one class's found instances sit on their ground truth.
 
@@ -172,27 +203,18 @@ def mask_fit(
     min_iou: float = 0.5,
 ) -> MaskFit:
     """MaskFit of `class_id`'s instances (see MaskFit), from COCO RLEs without decoding."""
-    by_image: dict[int, list[dict]] = defaultdict(list)
-    for d in detections:
-        if d.class_id == class_id:
-            by_image[d.image_index].append(d.rle)
     found, num_instances = [], 0
-    for index, image in enumerate(ground_truth):
-        truths = [r for r, c in zip(image.rles, image.class_ids, strict=True) if c == class_id]
+    for truths, preds in _masks_per_image(ground_truth, detections, class_id):
         num_instances += len(truths)
-        preds = by_image.get(index)
         if not truths or not preds:
             continue
-        ious = np.asarray(mask_utils.iou(preds, truths, [0] * len(truths)))  # [P, T]
-        pred_area, truth_area = mask_utils.area(preds), mask_utils.area(truths)
+        o = _overlaps(preds, truths)
         for t in range(len(truths)):
-            p = int(np.argmax(ious[:, t]))
-            iou = float(ious[p, t])
-            if iou < min_iou:
+            p = int(np.argmax(o.iou[:, t]))
+            if o.iou[p, t] < min_iou:
                 continue
-            # |A & B| from IoU = I / (|A| + |B| - I).
-            intersection = iou * (pred_area[p] + truth_area[t]) / (1.0 + iou)
-            found.append((iou, intersection / pred_area[p], intersection / truth_area[t]))
+            both = o.intersection[p, t]
+            found.append((o.iou[p, t], both / o.pred_area[p], both / o.truth_area[t]))
     if not found:
         return MaskFit(0, num_instances, None, None, None)
     return MaskFit(len(found), num_instances, *(float(m) for m in np.median(found, axis=0)))
@@ -221,16 +243,6 @@ class Misses(NamedTuple):
     missed: int
 
 
-def _coverage(preds: list[dict], truths: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Mask IoU [P, T] and the share of each truth's pixels each detection holds [P, T]."""
-    ious = np.asarray(mask_utils.iou(preds, truths, [0] * len(truths)), dtype=np.float64)
-    pred_area = mask_utils.area(preds).astype(np.float64)[:, None]
-    truth_area = mask_utils.area(truths).astype(np.float64)[None, :]
-    # |A & B| from IoU = I / (|A| + |B| - I).
-    intersection = ious * (pred_area + truth_area) / (1.0 + ious)
-    return ious, intersection / np.maximum(truth_area, 1.0)
-
-
 def _verdict(ious: np.ndarray, cover: np.ndarray, t: int, min_iou: float) -> str:
     """Misses field name for truth t, given [P, T] IoU and coverage (P may be 0)."""
     if ious.shape[0] and ious[:, t].max() >= min_iou:
@@ -249,17 +261,14 @@ def misses(
     min_iou: float = 0.5,
 ) -> dict[str, Misses]:
     """`Misses` of `class_id`'s instances, overall ("all") and per COCO area range."""
-    by_image: dict[int, list[dict]] = defaultdict(list)
-    for d in detections:
-        if d.class_id == class_id:
-            by_image[d.image_index].append(d.rle)
     counts = {name: dict.fromkeys(Misses._fields, 0) for name, _, _ in AREA_RANGES}
-    for index, image in enumerate(ground_truth):
-        truths = [r for r, c in zip(image.rles, image.class_ids, strict=True) if c == class_id]
+    for truths, preds in _masks_per_image(ground_truth, detections, class_id):
         if not truths:
             continue
-        preds = by_image.get(index, [])
-        ious, cover = _coverage(preds, truths) if preds else (np.zeros((0, len(truths))),) * 2
+        ious, cover = np.zeros((0, len(truths))), np.zeros((0, len(truths)))
+        if preds:
+            o = _overlaps(preds, truths)
+            ious, cover = o.iou, o.intersection / np.maximum(o.truth_area, 1.0)
         for t, area in enumerate(mask_utils.area(truths)):
             name = next(n for n, low, high in AREA_RANGES if low <= area < high)
             counts[name]["instances"] += 1
