@@ -1,7 +1,7 @@
 """Which of the instance model's three heads limits its mask AP: a ground-truth swap test.
 
     python -m models.diagnose_heads [--model_dir models/bundled] [--num_images 40]
-        [--input_shape 320x640]
+        [--input_shape 384x768]
 
 On validation renders (seed 5,000, the calibration indices; never the held-out
 evaluation seed), the exported instance network's raw heads (thing
@@ -13,7 +13,7 @@ head a perfect network would emit, built from the training targets. Prints COCO
 mask AP (IoU 0.50:0.95) and AP50, overall and per class, for each variant: the
 head whose swap gains most is the one to improve, and "all ground truth" is the
 ceiling the output grid, the grouping and the paste allow (AP50 reaches it
-more easily than AP, whose stricter IoUs a 256x512 grid limits for thin objects).
+more easily than AP, whose stricter IoUs the input grid limits for thin objects).
 
 `--input_shape HxW` runs the same weights, and builds the perfect heads, at another
 input shape than the export's (the networks are fully convolutional): what a larger
@@ -32,7 +32,7 @@ import tensorflow as tf
 from models.evaluate_metrics import Detection, GroundTruthImage, InstanceScores, instance_scores
 from models.export import DEFAULT_POSTPROCESS, instance_heads, restore_exported_weights
 from models.export_postprocess import to_detections
-from models.net_geometry import DENSE_STRIDE, ENCODER_STRIDE, INPUT_SHAPE
+from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE, parse_input_shape
 from models.networks import THING_CLASS_IDS, instance_net, semantic_net
 from models.synthetic_render import scene_for_index
 from models.train_calibrate import CALIBRATION_START
@@ -81,20 +81,6 @@ def perfect_heads(class_map: np.ndarray, instance_map: np.ndarray) -> dict[str, 
     }
 
 
-def parse_input_shape(text: str) -> tuple[int, int]:
-    """'320x640' -> (320, 640); both sides positive multiples of the encoder's 16."""
-    try:
-        height, width = (int(side) for side in text.lower().split("x"))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 320x640") from e
-    if min(height, width) <= 0 or height % ENCODER_STRIDE or width % ENCODER_STRIDE:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: both sides must be positive multiples of {ENCODER_STRIDE} "
-            "(the encoder's deepest stride), e.g. 320x640"
-        )
-    return height, width
-
-
 def diagnose(
     model_dir: Path, num_images: int, input_shape: tuple[int, int] = INPUT_SHAPE
 ) -> dict[str, dict[str, InstanceScores]]:
@@ -136,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         "--input_shape",
         type=parse_input_shape,
         default=INPUT_SHAPE,
-        help="HEIGHTxWIDTH to run the networks at (default: the export's, 256x512).",
+        help="HEIGHTxWIDTH to run the networks at (default: INPUT_SHAPE, the export's).",
     )
     args = parser.parse_args(argv)
     columns = [f"{key}_{metric}" for key in COLUMN_KEYS for metric in ("AP", "AP50")]

@@ -2,15 +2,18 @@
 
 Contract (the pipeline's loader depends on it):
 
-semantic/  serving_default(images: uint8 [None, 256, 512, 3])
-  -> {"logits": float32 [B, 256, 512, 7]}; channel c is class id c.
+semantic/  serving_default(images: uint8 [None, H, W, 3])
+  -> {"logits": float32 [B, H, W, 7]}; channel c is class id c.
 
-instance/  serving_default(images: uint8 [None, 256, 512, 3]) -> TF2 OD-API dict:
+instance/  serving_default(images: uint8 [None, H, W, 3]) -> TF2 OD-API dict:
   detection_boxes   float32 [B, 50, 4]  normalised (ymin, xmin, ymax, xmax)
   detection_scores  float32 [B, 50]     descending, 0 for padding
   detection_classes float32 [B, 50]     class id + 1 (vehicle 6, pedestrian 7), 0 padding
   num_detections    float32 [B]
   detection_masks   float32 [B, 50, 48, 48] box-relative mask probabilities
+
+(H, W) is `export_models`' input_shape, the one the networks trained at (the
+bundled models: INPUT_SHAPE, 320x640); the spec files record it as input_size.
 """
 
 from __future__ import annotations
@@ -29,14 +32,19 @@ from models.networks import fuse_thing_logits, with_input_shape
 from models.synthetic import LABELS_PATH
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
-IMAGES_SPEC = tf.TensorSpec([None, *INPUT_SHAPE, 3], tf.uint8, name="images")
+
+
+def _images_spec(net: keras.Model) -> tf.TensorSpec:
+    """The signature's input: uint8 [None, H, W, 3] at the fixed-shape network's (H, W)."""
+    return tf.TensorSpec([None, *net.input_shape[1:3], 3], tf.uint8, name="images")
+
 
 SEMANTIC_SPEC = {
     "format": "saved_model",
     "path": "semantic",
     "signature": "serving_default",
     "input_key": "images",
-    "input_size": list(INPUT_SHAPE),
+    "input_size": list(INPUT_SHAPE),  # export_models writes its input_shape here.
     "resize": "stretch",
     "input_range": "uint8",
     "output_format": "logits",
@@ -50,7 +58,7 @@ INSTANCE_SPEC = {
     "path": "instance",
     "signature": "serving_default",
     "input_key": "images",
-    "input_size": list(INPUT_SHAPE),
+    "input_size": list(INPUT_SHAPE),  # export_models writes its input_shape here.
     "resize": "stretch",
     "input_range": "uint8",
     "output_format": "od_api",
@@ -88,13 +96,14 @@ class SemanticModule(tf.Module):
         super().__init__(name="semantic")
         self.net = net
         self._mirror_average = mirror_average
+        # Built here, not as a decorator: the input signature is the network's input shape.
+        self.serve = tf.function(self._serve, input_signature=[_images_spec(net)], autograph=False)
 
     def _logits(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"logits": self.net(images, training=False)["logits"]}
 
-    @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
-    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 512, 3] -> {"logits": float32 [B, 256, 512, 7]}."""
+    def _serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """uint8 [B, H, W, 3] -> {"logits": float32 [B, H, W, 7]}."""
         if self._mirror_average:
             return mirror_averaged(self._logits, images)
         return self._logits(images)
@@ -118,10 +127,10 @@ class InstanceModule(tf.Module):
         self.semantic = semantic
         self._config = config
         self._mirror_average = mirror_average
+        self.serve = tf.function(self._serve, input_signature=[_images_spec(net)], autograph=False)
 
-    @tf.function(input_signature=[IMAGES_SPEC], autograph=False)
-    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, 256, 512, 3] -> OD-API detection dict (see module docstring)."""
+    def _serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """uint8 [B, H, W, 3] -> OD-API detection dict (see module docstring)."""
         heads = instance_heads(self.net, self.semantic, images, self._mirror_average)
         return to_detections(heads, self._config)
 
@@ -168,8 +177,12 @@ def export_models(
     config: PostprocessConfig,
     *,
     mirror_average: bool,
+    input_shape: tuple[int, int] = INPUT_SHAPE,
 ) -> None:
     """Writes output/semantic/, output/instance/ and the two spec JSON files.
+
+    Both signatures take uint8 images of input_shape (height, width), the spec
+    files' input_size.
 
     Also writes output/labels.txt, the generator's label map (the specs point at
     it; the networks predict the classes the generator renders). With
@@ -181,12 +194,13 @@ def export_models(
     out.mkdir(parents=True, exist_ok=True)
     if (out / "labels.txt").resolve() != LABELS_PATH.resolve():
         shutil.copyfile(LABELS_PATH, out / "labels.txt")
-    fixed_semantic = with_input_shape(semantic, INPUT_SHAPE)
+    fixed_semantic = with_input_shape(semantic, input_shape)
     _save(SemanticModule(fixed_semantic, mirror_average=mirror_average), out / "semantic")
-    fixed_instance = with_input_shape(instance, INPUT_SHAPE)
+    fixed_instance = with_input_shape(instance, input_shape)
     _save(
         InstanceModule(fixed_instance, fixed_semantic, config, mirror_average=mirror_average),
         out / "instance",
     )
     for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):
+        spec = {**spec, "input_size": list(input_shape)}  # Keeps the key's place.
         (out / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 `models.mask_paste` pastes a box-relative mask [M, M] into its box window as
 OD-API does: bilinear sampling, then a threshold. The box mask is coarse
-(the bundled model's comes from its 256x512 input grid; Mask R-CNN's from a
+(the bundled model's comes from its 320x640 input grid; Mask R-CNN's from a
 28x28 ROI), so the pasted mask's outline is a smooth curve that ignores the
 image: the gap between a pedestrian's legs fills in. Here every window pixel
 sits at exactly the box-mask coordinate the bilinear paste samples, but pixels

@@ -1,23 +1,26 @@
 """Trains, exports and validates both bundled models on synthetic street scenes.
 
-    python -m models.train --output DIR --seed 0 [--steps N]
+    python -m models.train --output DIR --seed 0 [--steps N] [--input_shape 256x512]
 
 `--init_from DIR` starts both networks from an earlier export's weights instead
 of random ones: a fine-tuning stage, given another `--seed` so that it renders
-scenes the stages before never saw. The bundled models are four stages
+scenes the stages before never saw. The networks are fully convolutional, so a
+stage may train (and export) at another `--input_shape` than the one before.
+The bundled models are six stages, five at 256x512 and the last at 320x640
 (models/MODEL_CARD.md, "Training data and command"):
 
-    python -m models.train --output /tmp/stage1 --seed 0 --steps 3000 --num_scenes 8000
+    python -m models.train --output /tmp/stage1 --seed 0 --steps 3000 --num_scenes 8000 \
+        --input_shape 256x512
     python -m models.train --output /tmp/stage2 --seed 2 --init_from /tmp/stage1 \
-        --steps 1200 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 5000
-    python -m models.train --output /tmp/stage3 --seed 3 --init_from /tmp/stage2 \
-        --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
-    python -m models.train --output models/bundled --seed 4 --init_from /tmp/stage3 \
+        --steps 1200 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 5000 \
+        --input_shape 256x512
+    (stages 3, 4 and 5 as stage 2, with --seed 3, 4, 5, --steps 3000 and --num_scenes 8000)
+    python -m models.train --output models/bundled --seed 6 --init_from /tmp/stage5 \
         --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
 rendered once in memory at their native varied sizes and stretched to the
-model input (256x512, `models.net_geometry`).
+model input (--input_shape; default INPUT_SHAPE, 320x640, `models.net_geometry`).
 Validation uses seed 5_000; the held-out evaluation seed 424242 is never
 touched. CPU only; both cores are used.
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from models.net_geometry import INPUT_SHAPE, check_input_shape, parse_input_shape
 from models.train_data import TrainingSet, augment, instance_targets, render_training_set
 
 TRAIN_SEED_BASE = 10_000
@@ -45,12 +49,22 @@ class TrainConfig:
 
     steps: int = 3000  # ~0.62 s a step on 2 quiet cores: the recipe takes ~35 min.
     batch_size: int = 16
-    crop: int = 192  # Training crop side; the exported models take 256x512 (INPUT_SHAPE).
+    crop: int = 192  # Training crop side, inside the model input below.
     num_scenes: int = 8000
     learning_rate: float = 3e-3
     warmup_steps: int = 100
     weight_decay: float = 1e-4
     val_images: int = 100
+    # (height, width) scenes are stretched to, and the exports' input.
+    input_shape: tuple[int, int] = INPUT_SHAPE
+
+    def __post_init__(self) -> None:
+        check_input_shape(self.input_shape)
+        if self.crop > min(self.input_shape):
+            raise ValueError(
+                f"crop {self.crop} does not fit the {self.input_shape[0]}x{self.input_shape[1]} "
+                "input; give a smaller --crop or a larger --input_shape."
+            )
 
 
 def _learning_rate(config: TrainConfig) -> tf.keras.optimizers.schedules.LearningRateSchedule:
@@ -148,7 +162,7 @@ def train(
         f"Rendering {config.num_scenes} training scenes (seed {TRAIN_SEED_BASE + seed})...",
         flush=True,
     )
-    data = render_training_set(TRAIN_SEED_BASE + seed, config.num_scenes)
+    data = render_training_set(TRAIN_SEED_BASE + seed, config.num_scenes, config.input_shape)
     t_render = time.time() - t0
     print(f"  done in {t_render:.0f}s", flush=True)
     step = _make_step(semantic, instance, config)
@@ -176,7 +190,15 @@ def train(
         "train_seconds": round(t_train, 1),
         "started": t0,
     }
-    return finalize(semantic, instance, output, run_info, config.val_images, work_dir)
+    return finalize(
+        semantic,
+        instance,
+        output,
+        run_info,
+        config.val_images,
+        work_dir,
+        input_shape=config.input_shape,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,6 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--warmup_steps", type=int, default=defaults.warmup_steps)
     parser.add_argument(
+        "--input_shape",
+        type=parse_input_shape,
+        default=defaults.input_shape,
+        help="HEIGHTxWIDTH to stretch scenes to and export at (default: "
+        f"{defaults.input_shape[0]}x{defaults.input_shape[1]}).",
+    )
+    parser.add_argument(
         "--init_from",
         type=Path,
         default=None,
@@ -205,17 +234,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--work_dir", type=Path, default=Path("/tmp/segbeam_train"))
     args = parser.parse_args(argv)
+    try:
+        config = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            crop=args.crop,
+            num_scenes=args.num_scenes,
+            val_images=args.val_images,
+            learning_rate=args.learning_rate,
+            warmup_steps=args.warmup_steps,
+            input_shape=args.input_shape,
+        )
+    except ValueError as e:
+        parser.error(str(e))
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        crop=args.crop,
-        num_scenes=args.num_scenes,
-        val_images=args.val_images,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-    )
     train(args.output, args.seed, config, args.work_dir, args.init_from)
 
 

@@ -1,10 +1,10 @@
 """Training data: scenes rendered in memory, resized to the model input, and targets.
 
 Scenes are rendered at their natural varied sizes and stretched to the model
-input (INPUT_SHAPE, 256x512), exactly as the pipeline stretches its inputs, so
-the models see the same aspect-ratio distortions in training as in production.
-This module does not import TensorFlow, so render workers start fast under the
-"spawn" method.
+input (`models.train`'s --input_shape, by default INPUT_SHAPE), exactly as the
+pipeline stretches its inputs, so the models see the same aspect-ratio
+distortions in training as in production. This module does not import
+TensorFlow, so render workers start fast under the "spawn" method.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from models.net_geometry import DENSE_STRIDE, INPUT_SHAPE
+from models.net_geometry import DENSE_STRIDE
 from models.net_geometry import OUTPUT_STRIDE as STRIDE
 from models.synthetic_render import Scene, scene_for_index
 
@@ -52,12 +52,14 @@ class InstanceTargets(NamedTuple):
     offset_weight: np.ndarray
 
 
-def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Renders scene (seed, index) and stretches it to INPUT_SHAPE (height, width)."""
+def stretched_scene(
+    seed: int, index: int, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renders scene (seed, index) and stretches it to shape (height, width)."""
     scene = scene_for_index(seed, index)
     rng = np.random.default_rng([seed, index, 1])
     image = Image.fromarray(scene.image)
-    height, width = INPUT_SHAPE
+    height, width = shape
     size = (width, height)  # PIL sizes are (width, height).
     if rng.random() < 0.5:
         image = image.resize(size, Image.Resampling.BILINEAR)
@@ -74,7 +76,7 @@ def stretched_scene(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, np.n
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=int(rng.integers(70, 96)))
         image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    class_map, instance_map = stretched_maps(scene, INPUT_SHAPE)
+    class_map, instance_map = stretched_maps(scene, shape)
     return np.asarray(image), class_map, instance_map
 
 
@@ -88,16 +90,19 @@ def stretched_maps(scene: Scene, shape: tuple[int, int]) -> tuple[np.ndarray, np
     )
 
 
-def _render_range(args: tuple[int, int, int]) -> TrainingSet:
-    seed, start, stop = args
-    parts = [stretched_scene(seed, i) for i in range(start, stop)]
+def _render_range(args: tuple[int, int, int, tuple[int, int]]) -> TrainingSet:
+    seed, start, stop, shape = args
+    parts = [stretched_scene(seed, i, shape) for i in range(start, stop)]
     return TrainingSet(*(np.stack([p[k] for p in parts]) for k in range(3)))
 
 
-def render_training_set(seed: int, count: int, workers: int = 2) -> TrainingSet:
-    """Renders scenes (seed, 0..count-1) at INPUT_SHAPE with `workers` processes."""
+def render_training_set(
+    seed: int, count: int, shape: tuple[int, int], workers: int = 2
+) -> TrainingSet:
+    """Renders scenes (seed, 0..count-1) stretched to shape (height, width) with
+    `workers` processes."""
     chunk = 50
-    jobs = [(seed, s, min(count, s + chunk)) for s in range(0, count, chunk)]
+    jobs = [(seed, s, min(count, s + chunk), shape) for s in range(0, count, chunk)]
     if workers <= 1:
         results = [_render_range(j) for j in jobs]
     else:

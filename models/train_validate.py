@@ -64,10 +64,16 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
 
 
 def model_input(image: np.ndarray, shape: tuple[int, int] = INPUT_SHAPE) -> tf.Tensor:
-    """uint8 [H, W, 3] -> uint8 [1, *shape, 3] (default INPUT_SHAPE, 256x512), stretched
+    """uint8 [H, W, 3] -> uint8 [1, *shape, 3] (default INPUT_SHAPE, 320x640), stretched
     as the pipeline's loader does."""
     resized = tf.image.resize(image[None], shape, method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def signature_input_shape(fn: Callable) -> tuple[int, int]:
+    """(height, width) of a serving signature's `images` input, uint8 [None, H, W, 3]."""
+    _, height, width, _ = fn.structured_input_signature[1]["images"].shape
+    return int(height), int(width)
 
 
 def _semantic_prediction(fn: Callable, image: tf.Tensor, height: int, width: int) -> np.ndarray:
@@ -120,7 +126,7 @@ def collect(
     for position, index in enumerate(indices):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        image = model_input(scene.image)
+        image = model_input(scene.image, signature_input_shape(instance_fn))
         ground_truth.append(scene_ground_truth(scene))
         detections += detections_from_outputs(
             instance_fn(images=image), position, height, width, score_threshold
@@ -140,7 +146,8 @@ def validate(
     for index in range(num_images):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        pred = _semantic_prediction(semantic_fn, model_input(scene.image), height, width)
+        image = model_input(scene.image, signature_input_shape(semantic_fn))
+        pred = _semantic_prediction(semantic_fn, image, height, width)
         confusion += confusion_matrix(scene.class_map, pred, NUM_CLASSES)
     ground_truth, detections = collect(instance_fn, seed, range(num_images), score_threshold)
     return ValidationReport(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
-import pytest
-
 from models import diagnose_heads
 
 
@@ -31,14 +27,6 @@ def test_swapping_in_every_ground_truth_head_beats_the_predictions(capsys):
     # AP averages AP50 with stricter IoUs, so it can never exceed it.
     assert all(row[0] <= row[1] for row in rows.values() if row[0] >= 0)
     assert all(0.0 <= v <= 1.0 or v == -1.0 for values in rows.values() for v in values)
-
-
-def test_input_shape_is_parsed_and_checked():
-    assert diagnose_heads.parse_input_shape("320x640") == (320, 640)
-    assert diagnose_heads.parse_input_shape("256X512") == (256, 512)
-    for bad in ("320x650", "0x640", "320", "axb", "-16x32"):
-        with pytest.raises(argparse.ArgumentTypeError, match="320x640"):
-            diagnose_heads.parse_input_shape(bad)
 
 
 def test_diagnose_runs_the_networks_at_another_input_shape(capsys):

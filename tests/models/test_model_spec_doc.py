@@ -65,8 +65,8 @@ MODEL_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "deeplabv3_pascal": tm.save_class_map_model,
     "mask_rcnn_inception_resnet_v2": tm.save_od_api_model,
     "maskrcnn_resnet_fpn": tm.save_model_garden_model,
-    "semantic": lambda p: tm.save_split_semantic_model(p, "images", (256, 512)),
-    "instance": lambda p: tm.save_od_api_model(p, "images", (None, 256, 512, 3)),
+    "semantic": lambda p: tm.save_split_semantic_model(p, "images", (320, 640)),
+    "instance": lambda p: tm.save_od_api_model(p, "images", (None, 320, 640, 3)),
 }
 
 

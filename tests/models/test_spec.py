@@ -64,7 +64,7 @@ def test_bundled_semantic_spec_format(spec_dir: Path) -> None:
         path=str((spec_dir / "semantic").resolve()),
         signature="serving_default",
         input_key="images",
-        input_size=(256, 512),
+        input_size=(320, 640),
         resize="stretch",
         input_range="uint8",
         output_format="logits",
@@ -82,7 +82,7 @@ def test_bundled_instance_spec_format(spec_dir: Path) -> None:
     spec = load_model_spec(_shipped_spec_in(spec_dir, BUNDLED_INSTANCE_SPEC), "instance")
     assert spec is not None
     assert (spec.output_format, spec.label_offset, spec.score_threshold) == ("od_api", -1, 0.5)
-    assert spec.input_size == (256, 512)
+    assert spec.input_size == (320, 640)
     assert spec.class_names == PROJECT_CLASS_NAMES
 
 

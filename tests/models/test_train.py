@@ -1,11 +1,14 @@
-"""models.train: the training loop's batches."""
+"""models.train: the training loop's batches, its config checks and its scenes' input shape."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from models import train
+from models.synthetic_render import scene_for_index
 from models.train import TrainConfig, _batch, _prefetched_batches
-from models.train_data import TrainingSet
+from models.train_data import TrainingSet, render_training_set
 
 
 def _random_scenes(count: int) -> TrainingSet:
@@ -35,3 +38,34 @@ def test_prefetched_batches_are_the_plain_loops_batches_in_order() -> None:
         assert targets.keys() == want_targets.keys()
         for key in targets:
             np.testing.assert_array_equal(targets[key].numpy(), want_targets[key].numpy())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"input_shape": (320, 650)}, "multiples of 16"),
+        ({"input_shape": (128, 256), "crop": 192}, "crop 192 does not fit the 128x256 input"),
+    ],
+)
+def test_a_config_that_cannot_train_is_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
+
+
+def test_a_crop_larger_than_the_input_stops_before_rendering(monkeypatch, capsys):
+    monkeypatch.setattr(train, "train", lambda *args: pytest.fail("training started"))
+    with pytest.raises(SystemExit):
+        train.main(["--output", "/nonexistent", "--input_shape", "128x256", "--crop", "192"])
+    assert "crop 192 does not fit the 128x256 input" in capsys.readouterr().err
+
+
+def test_scenes_are_stretched_to_the_requested_input_shape():
+    data = render_training_set(seed=3, count=2, shape=(64, 96), workers=1)
+    assert data.images.shape == (2, 64, 96, 3)
+    assert data.class_maps.shape == data.instance_maps.shape == (2, 64, 96)
+    # Stretched, not re-rendered: every class and instance id comes from the native scene.
+    for i in range(2):
+        native = scene_for_index(3, i)
+        assert set(np.unique(data.class_maps[i])) <= set(np.unique(native.class_map))
+        assert set(np.unique(data.instance_maps[i])) <= set(np.unique(native.instance_map))
+        assert native.class_map.shape != (64, 96)

@@ -1,4 +1,4 @@
-"""The training log's mirror-averaging entry (models.train_finalize), read back."""
+"""models.train_finalize: its training log read back, and what its command passes on."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def test_mirror_averaging_is_read_from_the_training_log(tmp_path):
     assert exported_with_mirror_average(tmp_path)
 
 
-def test_the_bundled_export_is_logged_as_mirror_averaged():
-    # The log `finalize` wrote for the bundled models (their equivariance is checked
-    # in test_bundled_models): reader and writer agree on the file and the key.
-    assert exported_with_mirror_average(BUNDLED)
+def test_the_bundled_export_is_logged_as_a_single_pass_at_its_input_shape():
+    # The log `finalize` wrote for the bundled models: reader and writer agree on the
+    # file and the keys (test_export checks the export's logits are one network pass;
+    # test_bundled_models checks the 320x640 signature).
+    assert not exported_with_mirror_average(BUNDLED)
+    assert training_log(BUNDLED)["input_shape"] == [320, 640]
 
 
 def test_the_training_log_is_read_from_the_export_directory(tmp_path):
@@ -58,10 +60,38 @@ def test_valley_ratio_reaches_the_export_config(tmp_path, monkeypatch, given, ex
     seen = {}
     monkeypatch.setattr(networks, "semantic_net", _NoWeights)
     monkeypatch.setattr(networks, "instance_net", _NoWeights)
-    monkeypatch.setattr(train_finalize, "finalize", lambda *args: seen.setdefault("base", args[-1]))
+    monkeypatch.setattr(
+        train_finalize, "finalize", lambda *args, **kwargs: seen.setdefault("base", args[-1])
+    )
     train_finalize.main(["--work_dir", str(tmp_path), "--output", str(tmp_path), *given])
     assert seen["base"].valley_ratio == expected
     assert seen["base"].nms_kernel == 5
+
+
+@pytest.mark.parametrize(
+    ("log", "given", "expected"),
+    [
+        (None, [], (320, 640)),  # No log: INPUT_SHAPE.
+        ('{"input_shape": [256, 512]}', [], (256, 512)),  # The shape the weights trained at.
+        ('{"input_shape": [256, 512]}', ["--input_shape", "384x768"], (384, 768)),
+    ],
+)
+def test_the_exports_input_shape_comes_from_the_log_unless_given(
+    tmp_path, monkeypatch, log, given, expected
+):
+    seen = {}
+    if log is not None:
+        (tmp_path / "training_log.json").write_text(log)
+    monkeypatch.setattr(networks, "semantic_net", _NoWeights)
+    monkeypatch.setattr(networks, "instance_net", _NoWeights)
+    monkeypatch.setattr(
+        train_finalize,
+        "finalize",
+        lambda *args, **kwargs: seen.update(run_info=args[3], shape=kwargs["input_shape"]),
+    )
+    train_finalize.main(["--work_dir", str(tmp_path), "--output", str(tmp_path), *given])
+    assert seen["shape"] == expected
+    assert "input_shape" not in seen["run_info"]  # finalize records the shape it exports at.
 
 
 @pytest.mark.parametrize("ratio", ["0", "1.5"])
