@@ -1,4 +1,4 @@
-"""models.train: the training loop's batches, its config checks and its scenes' input shape."""
+"""models.train: the training loop's batches and its config checks."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from models import train
-from models.synthetic_render import scene_for_index
 from models.train import TrainConfig, _batch, _prefetched_batches
-from models.train_data import TrainingSet, render_training_set
+from models.train_data import TrainingSet
 
 
 def _random_scenes(count: int) -> TrainingSet:
@@ -57,15 +56,3 @@ def test_a_crop_larger_than_the_input_stops_before_rendering(monkeypatch, capsys
     with pytest.raises(SystemExit):
         train.main(["--output", "/nonexistent", "--input_shape", "128x256", "--crop", "192"])
     assert "crop 192 does not fit the 128x256 input" in capsys.readouterr().err
-
-
-def test_scenes_are_stretched_to_the_requested_input_shape():
-    data = render_training_set(seed=3, count=2, shape=(64, 96), workers=1)
-    assert data.images.shape == (2, 64, 96, 3)
-    assert data.class_maps.shape == data.instance_maps.shape == (2, 64, 96)
-    # Stretched, not re-rendered: every class and instance id comes from the native scene.
-    for i in range(2):
-        native = scene_for_index(3, i)
-        assert set(np.unique(data.class_maps[i])) <= set(np.unique(native.class_map))
-        assert set(np.unique(data.instance_maps[i])) <= set(np.unique(native.instance_map))
-        assert native.class_map.shape != (64, 96)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.synthetic_render import Scene
-from models.train_data import TrainingSet, augment, instance_targets, stretched_maps
+from models.synthetic_render import Scene, scene_for_index
+from models.train_data import (
+    TrainingSet,
+    augment,
+    instance_targets,
+    render_training_set,
+    stretched_maps,
+)
 
 
 def _one_vehicle() -> tuple[np.ndarray, np.ndarray]:
@@ -99,3 +105,15 @@ def test_stretched_maps_repeat_or_pick_pixels_by_hand():
 
     np.testing.assert_array_equal(got_classes, want)
     np.testing.assert_array_equal(got_instances, want + 10)
+
+
+def test_scenes_are_stretched_to_the_requested_input_shape():
+    data = render_training_set(seed=3, count=2, shape=(64, 96), workers=1)
+    assert data.images.shape == (2, 64, 96, 3)
+    assert data.class_maps.shape == data.instance_maps.shape == (2, 64, 96)
+    # Stretched, not re-rendered: every class and instance id comes from the native scene.
+    for i in range(2):
+        native = scene_for_index(3, i)
+        assert set(np.unique(data.class_maps[i])) <= set(np.unique(native.class_map))
+        assert set(np.unique(data.instance_maps[i])) <= set(np.unique(native.instance_map))
+        assert native.class_map.shape != (64, 96)
