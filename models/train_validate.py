@@ -123,10 +123,11 @@ def collect(
     """Instance ground truth and detections (score >= threshold) on renders (seed, i)."""
     ground_truth: list[GroundTruthImage] = []
     detections: list[Detection] = []
+    shape = signature_input_shape(instance_fn)
     for position, index in enumerate(indices):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        image = model_input(scene.image, signature_input_shape(instance_fn))
+        image = model_input(scene.image, shape)
         ground_truth.append(scene_ground_truth(scene))
         detections += detections_from_outputs(
             instance_fn(images=image), position, height, width, score_threshold
@@ -143,10 +144,11 @@ def validate(
 ) -> ValidationReport:
     """Scores two serving signatures on `num_images` renders at native resolution."""
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    shape = signature_input_shape(semantic_fn)
     for index in range(num_images):
         scene = scene_for_index(seed, index)
         height, width = scene.class_map.shape
-        image = model_input(scene.image, signature_input_shape(semantic_fn))
+        image = model_input(scene.image, shape)
         pred = _semantic_prediction(semantic_fn, image, height, width)
         confusion += confusion_matrix(scene.class_map, pred, NUM_CLASSES)
     ground_truth, detections = collect(instance_fn, seed, range(num_images), score_threshold)
