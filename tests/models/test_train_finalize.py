@@ -55,17 +55,25 @@ class _NoWeights:
         pass
 
 
-@pytest.mark.parametrize(("given", "expected"), [(["--valley_ratio", "none"], None), ([], 0.9)])
-def test_valley_ratio_reaches_the_export_config(tmp_path, monkeypatch, given, expected):
-    seen = {}
+@pytest.fixture
+def finalize_call(monkeypatch) -> dict:
+    """Stubs the networks and `finalize`; main()'s call to it lands in the returned dict
+    as {"args": positional args, "kwargs": keyword args}."""
+    call = {}
     monkeypatch.setattr(networks, "semantic_net", _NoWeights)
     monkeypatch.setattr(networks, "instance_net", _NoWeights)
     monkeypatch.setattr(
-        train_finalize, "finalize", lambda *args, **kwargs: seen.setdefault("base", args[-1])
+        train_finalize, "finalize", lambda *args, **kwargs: call.update(args=args, kwargs=kwargs)
     )
+    return call
+
+
+@pytest.mark.parametrize(("given", "expected"), [(["--valley_ratio", "none"], None), ([], 0.9)])
+def test_valley_ratio_reaches_the_export_config(tmp_path, finalize_call, given, expected):
     train_finalize.main(["--work_dir", str(tmp_path), "--output", str(tmp_path), *given])
-    assert seen["base"].valley_ratio == expected
-    assert seen["base"].nms_kernel == 5
+    base = finalize_call["args"][-1]
+    assert base.valley_ratio == expected
+    assert base.nms_kernel == 5
 
 
 @pytest.mark.parametrize(
@@ -77,21 +85,14 @@ def test_valley_ratio_reaches_the_export_config(tmp_path, monkeypatch, given, ex
     ],
 )
 def test_the_exports_input_shape_comes_from_the_log_unless_given(
-    tmp_path, monkeypatch, log, given, expected
+    tmp_path, finalize_call, log, given, expected
 ):
-    seen = {}
     if log is not None:
         (tmp_path / "training_log.json").write_text(log)
-    monkeypatch.setattr(networks, "semantic_net", _NoWeights)
-    monkeypatch.setattr(networks, "instance_net", _NoWeights)
-    monkeypatch.setattr(
-        train_finalize,
-        "finalize",
-        lambda *args, **kwargs: seen.update(run_info=args[3], shape=kwargs["input_shape"]),
-    )
     train_finalize.main(["--work_dir", str(tmp_path), "--output", str(tmp_path), *given])
-    assert seen["shape"] == expected
-    assert "input_shape" not in seen["run_info"]  # finalize records the shape it exports at.
+    assert finalize_call["kwargs"]["input_shape"] == expected
+    run_info = finalize_call["args"][3]
+    assert "input_shape" not in run_info  # finalize records the shape it exports at.
 
 
 @pytest.mark.parametrize("ratio", ["0", "1.5"])
