@@ -170,7 +170,7 @@ def instance_net(
         # The offsets start at 0 and the centre heatmaps at the prior (CENTER_PRIOR_LOGIT)
         # on every cell (CenterNet's initialisation), whatever the seed: with a random
         # centre kernel, seed 1's first focal loss was 194 instead of ~6 and its
-        # held-out AP50 0.337 instead of 0.499 with this start (models/MODEL_CARD.md).
+        # held-out AP50 0.337 instead of 0.499 with this start (models/MODEL_HISTORY.md).
         init = "glorot_uniform" if key == "thing_logits" else "zeros"
         bias = (
             keras.initializers.Constant(CENTER_PRIOR_LOGIT) if key == "center_logits" else "zeros"
@@ -196,7 +196,7 @@ def fuse_thing_logits(
     their surroundings better; summing both log-probabilities of background /
     vehicle / pedestrian (a product of experts) gives the export's thing
     segmentation, and training applies the thing loss to that sum (measured
-    gains in `models/MODEL_CARD.md`, "What was tried").
+    gains in `models/MODEL_HISTORY.md`, "What was tried").
 
     Args:
       instance_heads: `instance_net` outputs; thing_logits float32 [B, H, W, 3].
