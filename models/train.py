@@ -6,20 +6,8 @@
 of random ones: a fine-tuning stage, given another `--seed` so that it renders
 scenes the stages before never saw. The networks are fully convolutional, so a
 stage may train (and export) at another `--input_shape` than the one before.
-The bundled models are eight stages, five at 256x512 and the last three at 320x640
-(models/MODEL_CARD.md, "Training data and command"):
-
-    python -m models.train --output /tmp/stage1 --seed 0 --steps 3000 --num_scenes 8000 \
-        --input_shape 256x512
-    python -m models.train --output /tmp/stage2 --seed 2 --init_from /tmp/stage1 \
-        --steps 1200 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 5000 \
-        --input_shape 256x512
-    (stages 3, 4 and 5 as stage 2, with --seed 3, 4, 5, --steps 3000 and --num_scenes 8000)
-    python -m models.train --output /tmp/stage6 --seed 6 --init_from /tmp/stage5 \
-        --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
-    (stage 7 as stage 6, with --seed 7 and --init_from /tmp/stage6)
-    python -m models.train --output models/bundled --seed 8 --init_from /tmp/stage7 \
-        --steps 3000 --learning_rate 1e-3 --warmup_steps 50 --num_scenes 8000
+The bundled models are eight stages, five at 256x512 and the last three at 320x640;
+their commands, one per stage, are in models/MODEL_CARD.md, "Training data and command".
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
 rendered once in memory at their native varied sizes and stretched to the
