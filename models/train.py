@@ -46,11 +46,18 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 1e-4
     val_images: int = 100
+    # A pedestrian cell's weight in the offset loss against a vehicle cell's
+    # (`train_losses.class_offset_weight`); 1.0 for the first eight stages.
+    pedestrian_offset_weight: float = 1.0
     # (height, width) scenes are stretched to, and the exports' input.
     input_shape: tuple[int, int] = INPUT_SHAPE
 
     def __post_init__(self) -> None:
         check_input_shape(self.input_shape)
+        if self.pedestrian_offset_weight <= 0:
+            raise ValueError(
+                f"pedestrian_offset_weight must be positive, got {self.pedestrian_offset_weight}."
+            )
         if self.crop > min(self.input_shape):
             raise ValueError(
                 f"crop {self.crop} does not fit the {self.input_shape[0]}x{self.input_shape[1]} "
@@ -91,7 +98,7 @@ def _make_step(semantic: tf.keras.Model, instance: tf.keras.Model, config: Train
             fused = fuse_thing_logits(
                 instance(images, training=True), tf.stop_gradient(sem_out["logits"])
             )
-            ins = instance_loss(fused, targets)
+            ins = instance_loss(fused, targets, config.pedestrian_offset_weight)
         for net, opt, loss in ((semantic, opt_sem, sem), (instance, opt_ins, ins["total"])):
             grads = tape.gradient(loss, net.trainable_variables)
             opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
@@ -211,6 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--warmup_steps", type=int, default=defaults.warmup_steps)
     parser.add_argument(
+        "--pedestrian_offset_weight",
+        type=float,
+        default=defaults.pedestrian_offset_weight,
+        help="A pedestrian cell's weight in the offset loss against a vehicle cell's.",
+    )
+    parser.add_argument(
         "--input_shape",
         type=parse_input_shape,
         default=defaults.input_shape,
@@ -234,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             val_images=args.val_images,
             learning_rate=args.learning_rate,
             warmup_steps=args.warmup_steps,
+            pedestrian_offset_weight=args.pedestrian_offset_weight,
             input_shape=args.input_shape,
         )
     except ValueError as e:

@@ -44,6 +44,7 @@ def test_prefetched_batches_are_the_plain_loops_batches_in_order() -> None:
     [
         ({"input_shape": (320, 650)}, "multiples of 16"),
         ({"input_shape": (128, 256), "crop": 192}, "crop 192 does not fit the 128x256 input"),
+        ({"pedestrian_offset_weight": 0.0}, "pedestrian_offset_weight must be positive"),
     ],
 )
 def test_a_config_that_cannot_train_is_refused(changes, message):

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.train_losses import lovasz_softmax, weighted_cross_entropy
+from models.train_losses import (
+    class_offset_weight,
+    lovasz_softmax,
+    offset_loss,
+    weighted_cross_entropy,
+)
 
 # Four pixels, two classes: logits [0, 0] give cross-entropy ln 2 whatever the label,
 # [ln 3, 0] give -ln(3/4) for label 0 and -ln(1/4) = 2 ln 2 for label 1.
@@ -83,3 +88,17 @@ def test_lovasz_subsample_reads_every_kth_row_and_column() -> None:
     np.testing.assert_allclose(
         float(lovasz_softmax(logits, labels, subsample=1)), 1.0 - 8.0 / 9.0, rtol=1e-6
     )
+
+
+def test_pedestrian_cells_count_more_in_the_offset_loss() -> None:
+    # One row of four cells: background, vehicle, pedestrian, pedestrian; L1 errors
+    # (|dy| + |dx|) of 9 (ignored: background), 1, 2 and 4 input pixels.
+    thing = tf.constant([[[0, 1, 2, 2]]], tf.int32)
+    weight = tf.constant([[[0.0, 1.0, 1.0, 1.0]]], tf.float32)
+    pred = tf.constant([[[[9.0, 0.0], [1.0, 0.0], [0.0, 2.0], [2.0, 2.0]]]], tf.float32)
+    target = tf.zeros_like(pred)
+    plain = offset_loss(pred, target, class_offset_weight(weight, thing, 1.0))
+    np.testing.assert_allclose(float(plain), (1 + 2 + 4) / 3, rtol=1e-6)
+    # Pedestrian cells weigh 3 each: (1 + 3 * 2 + 3 * 4) / (1 + 3 + 3).
+    weighted = offset_loss(pred, target, class_offset_weight(weight, thing, 3.0))
+    np.testing.assert_allclose(float(weighted), 19 / 7, rtol=1e-6)
