@@ -9,6 +9,10 @@
                                                     CoGroupByKey -> images, class_counts
     each table -> WriteToParquet (zstd)
 
+When both specs read one model signature (the bundled models: the instance
+export also returns the semantic logits, `models.export`), one RunInference
+feeds both row builders.
+
 Model inputs, thresholds and label mapping come from the same spec files as
 the pipeline's, and the rows follow the same schemas (`pipeline.schemas`), so
 both jobs produce the same tables (`benchmarks.compare_outputs` checks).
@@ -40,7 +44,7 @@ from benchmarks.common import (
 )
 from benchmarks.peer_handler import SavedModelSignatureHandler
 from benchmarks.peer_rows import decode_and_resize, instance_rows, joined_rows, semantic_rows
-from models.spec import ModelSpec, load_model_spec
+from models.spec import ModelSpec, load_model_spec, shared_semantic_spec
 from pipeline import schemas
 from pipeline.runners import resolve_runner
 
@@ -80,23 +84,29 @@ class PeerTables(beam.PTransform):
             | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
             | "DecodeResize" >> beam.Map(decode_and_resize, input_size=self._semantic.input_size)
         )
-        semantic_out = (
-            inputs
-            | "RunSemantic" >> RunInference(_handler(self._semantic, self._batch_size))
-            | "SemanticRows"
-            >> beam.Map(semantic_rows, class_names=names, upsampling=self._semantic.upsampling)
+        semantic_results = inputs | "RunSemantic" >> RunInference(
+            _handler(self._semantic, self._batch_size)
         )
-        instance_out = (
-            inputs
-            | "RunInstance" >> RunInference(_handler(instance, self._batch_size))
-            | "InstanceRows"
-            >> beam.Map(
-                instance_rows,
-                class_names=names,
-                thresholds=(instance.score_threshold, instance.mask_threshold),
-                label_offset=instance.label_offset,
-                upsampling=instance.upsampling,
-            )
+        # One model serving both tasks (the bundled instance export also returns the
+        # semantic logits): a Beam user runs it once and reads both from its results.
+        shared = (self._semantic.local_path, self._semantic.signature) == (
+            instance.local_path,
+            instance.signature,
+        )
+        instance_results = (
+            semantic_results
+            if shared
+            else inputs | "RunInstance" >> RunInference(_handler(instance, self._batch_size))
+        )
+        semantic_out = semantic_results | "SemanticRows" >> beam.Map(
+            semantic_rows, class_names=names, upsampling=self._semantic.upsampling
+        )
+        instance_out = instance_results | "InstanceRows" >> beam.Map(
+            instance_rows,
+            class_names=names,
+            thresholds=(instance.score_threshold, instance.mask_threshold),
+            label_offset=instance.label_offset,
+            upsampling=instance.upsampling,
         )
         keys = inputs | "Keys" >> beam.Map(
             lambda element: (element[0].image_id, element[0]._replace(pixels=None))
@@ -151,7 +161,11 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
 
     start, cpu_start = time.perf_counter(), cpu_clock()
-    semantic = load_model_spec(args.semantic_model, "semantic")
+    # As the pipeline does (pipeline.options): with both bundled models, the semantic
+    # maps come from the instance export.
+    semantic = load_model_spec(
+        shared_semantic_spec(args.semantic_model, args.instance_model), "semantic"
+    )
     instance = load_model_spec(args.instance_model, "instance")
     if semantic is None or instance is None:
         raise ValueError("The peer runs both models: give --semantic_model and --instance_model.")

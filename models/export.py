@@ -11,6 +11,15 @@ instance/  serving_default(images: uint8 [None, H, W, 3]) -> TF2 OD-API dict:
   detection_classes float32 [B, 50]     class id + 1 (vehicle 6, pedestrian 7), 0 padding
   num_detections    float32 [B]
   detection_masks   float32 [B, 50, 48, 48] box-relative mask probabilities
+  and the semantic network's logits, as semantic/ gives them (the instance model
+  runs that network anyway, `networks.fuse_thing_logits`):
+  logits            float32 [B, H, W, 7]
+
+Spec files: semantic.json (semantic/), instance.json (instance/'s detections) and
+semantic_shared.json (instance/'s logits). A run with both bundled models reads its
+semantic maps through semantic_shared.json, so one call per batch serves both
+(`models.adapters.shared_calls`; `pipeline.options` picks it); a semantic-only run
+uses semantic/, which runs the semantic network alone.
 
 (H, W) is `export_models`' input_shape, the one the networks trained at (the
 bundled models: INPUT_SHAPE, 320x640); the spec files record it as input_size.
@@ -53,6 +62,8 @@ SEMANTIC_SPEC = {
     "label_offset": 0,
     "upsampling": "joint_bilateral",
 }
+# The semantic logits the instance export also returns: same figures, no second network call.
+SEMANTIC_SHARED_SPEC = {**SEMANTIC_SPEC, "path": "instance"}
 INSTANCE_SPEC = {
     "format": "saved_model",
     "path": "instance",
@@ -78,13 +89,16 @@ def instance_heads(
     The instance network's heads with the semantic network's evidence fused
     into the thing segmentation (`networks.fuse_thing_logits`), averaged over
     the image and its mirror when `mirror_average` (`models.mirror_average`).
-    Shapes as `networks.instance_net` gives them.
+    Shapes as `networks.instance_net` gives them, plus "semantic_logits": the
+    semantic network's float32 [B, H, W, 7], averaged the same way.
     """
 
     def fused(batch: tf.Tensor) -> dict[str, tf.Tensor]:
-        return fuse_thing_logits(
-            net(batch, training=False), semantic(batch, training=False)["logits"]
-        )
+        semantic_logits = semantic(batch, training=False)["logits"]
+        return {
+            **fuse_thing_logits(net(batch, training=False), semantic_logits),
+            "semantic_logits": semantic_logits,
+        }
 
     return mirror_averaged(fused, images) if mirror_average else fused(images)
 
@@ -130,9 +144,9 @@ class InstanceModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[_images_spec(net)], autograph=False)
 
     def _serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [B, H, W, 3] -> OD-API detection dict (see module docstring)."""
+        """uint8 [B, H, W, 3] -> OD-API detection dict and "logits" (see module docstring)."""
         heads = instance_heads(self.net, self.semantic, images, self._mirror_average)
-        return to_detections(heads, self._config)
+        return {**to_detections(heads, self._config), "logits": heads["semantic_logits"]}
 
 
 def restore_exported_weights(semantic: keras.Model, instance: keras.Model, model_dir: Path) -> None:
@@ -179,7 +193,7 @@ def export_models(
     mirror_average: bool,
     input_shape: tuple[int, int] = INPUT_SHAPE,
 ) -> None:
-    """Writes output/semantic/, output/instance/ and the two spec JSON files.
+    """Writes output/semantic/, output/instance/ and the three spec JSON files.
 
     Both signatures take uint8 images of input_shape (height, width), the spec
     files' input_size.
@@ -201,6 +215,10 @@ def export_models(
         InstanceModule(fixed_instance, fixed_semantic, config, mirror_average=mirror_average),
         out / "instance",
     )
-    for name, spec in (("semantic", SEMANTIC_SPEC), ("instance", INSTANCE_SPEC)):
+    for name, spec in (
+        ("semantic", SEMANTIC_SPEC),
+        ("semantic_shared", SEMANTIC_SHARED_SPEC),
+        ("instance", INSTANCE_SPEC),
+    ):
         spec = {**spec, "input_size": list(input_shape)}  # Keeps the key's place.
         (out / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")

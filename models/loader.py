@@ -14,6 +14,7 @@ once on a blank image, so a bad model fails before any input is read.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from models import postprocess
 from models.adapters import Backend, SignatureInfo, open_backend
+from models.adapters.shared_calls import open_shared_backend
 from models.signature_checks import check_signature
 from models.spec import TASK_SEMANTIC, ModelSpec
 from models.spec_keys import UPSAMPLING_JOINT_BILATERAL
@@ -299,10 +301,16 @@ def load_model(spec: ModelSpec) -> SemanticModel | InstanceModel:
       ValueError: If the model cannot be loaded or its inputs/outputs do not
         match the spec; the message lists what the signature does have.
     """
-    backend = open_backend(spec.format, spec.local_path, spec.signature)
-    if spec.task == TASK_SEMANTIC:
-        return SemanticModel(spec, backend)
-    return InstanceModel(spec, backend)
+    # Specs naming the same model share one load and one call per batch (a panoptic
+    # export serving both tasks: models.adapters.shared_calls).
+    backend = open_shared_backend(spec.format, spec.local_path, spec.signature, open_backend)
+    try:
+        model = (SemanticModel if spec.task == TASK_SEMANTIC else InstanceModel)(spec, backend)
+    except BaseException:
+        backend.detach()
+        raise
+    weakref.finalize(model, backend.detach)
+    return model
 
 
 def validate_model(spec: ModelSpec) -> SignatureInfo:

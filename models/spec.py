@@ -33,6 +33,7 @@ Spec keys (all optional but `path`):
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -80,6 +81,7 @@ from models.spec_parsing import (
 
 __all__ = [
     "BUNDLED_INSTANCE_SPEC",
+    "BUNDLED_SEMANTIC_SHARED_SPEC",
     "BUNDLED_SEMANTIC_SPEC",
     "DEFAULT_LABEL_FILES",
     "INPUT_RANGES",
@@ -101,12 +103,32 @@ __all__ = [
     "load_model_spec",
     "portable_model_path",
     "resolve_model_path",
+    "shared_semantic_spec",
 ]
 
 MODELS_DIR = Path(__file__).resolve().parent
 # The bundled specs, located from the models package (absolute, so they work as flag defaults).
 BUNDLED_SEMANTIC_SPEC = str(MODELS_DIR / "bundled" / "semantic.json")
 BUNDLED_INSTANCE_SPEC = str(MODELS_DIR / "bundled" / "instance.json")
+# The semantic logits the bundled instance export also returns (models.export).
+BUNDLED_SEMANTIC_SHARED_SPEC = str(MODELS_DIR / "bundled" / "semantic_shared.json")
+
+
+def shared_semantic_spec(semantic_model: str, instance_model: str) -> str:
+    """The semantic model to load, given the --semantic_model and --instance_model flags.
+
+    The bundled instance export runs the semantic network anyway and returns its
+    logits, so a run with both bundled models reads its semantic maps from that
+    export (BUNDLED_SEMANTIC_SHARED_SPEC): the same maps, one network call per batch
+    for both transforms instead of two (models.adapters.shared_calls). Any other
+    choice, a semantic-only run among them, is returned as given.
+    """
+    bundled = os.path.abspath(semantic_model) == os.path.abspath(BUNDLED_SEMANTIC_SPEC)
+    with_bundled_instance = os.path.abspath(instance_model) == os.path.abspath(
+        BUNDLED_INSTANCE_SPEC
+    )
+    return BUNDLED_SEMANTIC_SHARED_SPEC if bundled and with_bundled_instance else semantic_model
+
 
 # String keys that convention detection reads, so they are type-checked before it runs.
 _KEYS_READ_BY_DETECTION = ("signature", "input_key", "output_key", "output_format", "resize")

@@ -15,7 +15,13 @@ from collections.abc import Mapping
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from models.spec import BUNDLED_INSTANCE_SPEC, BUNDLED_SEMANTIC_SPEC, ModelSpec, load_model_spec
+from models.spec import (
+    BUNDLED_INSTANCE_SPEC,
+    BUNDLED_SEMANTIC_SPEC,
+    ModelSpec,
+    load_model_spec,
+    shared_semantic_spec,
+)
 from pipeline.inputs import split_patterns
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +63,8 @@ class SegbeamOptions(PipelineOptions):
             "--semantic_model",
             default=BUNDLED_SEMANTIC_SPEC,
             help="Semantic model: a spec file (.json/.yaml), a SavedModel directory, or 'none' "
-            "to skip semantic segmentation. Default: the bundled street-scene model.",
+            "to skip semantic segmentation. Default: the bundled street-scene model (with the "
+            "bundled instance model, read from its export: the same maps, one network call).",
         )
         parser.add_argument(
             "--instance_model",
@@ -202,7 +209,9 @@ class RunConfig:
         return cls(
             input_patterns=split_patterns(opts.input or SAMPLE_INPUT),
             output_dir=opts.output,
-            semantic_spec=load_model_spec(opts.semantic_model, "semantic"),
+            semantic_spec=load_model_spec(
+                shared_semantic_spec(opts.semantic_model, opts.instance_model), "semantic"
+            ),
             instance_spec=load_model_spec(opts.instance_model, "instance"),
             batch_size=opts.batch_size,
             score_threshold=opts.score_threshold,

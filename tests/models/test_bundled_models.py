@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models.adapters import open_backend
+from models.adapters.shared_calls import open_shared_backend
 from models.evaluate_metrics import confusion_matrix, semantic_scores
+from models.loader import load_model
+from models.spec import (
+    BUNDLED_INSTANCE_SPEC,
+    BUNDLED_SEMANTIC_SHARED_SPEC,
+    BUNDLED_SEMANTIC_SPEC,
+    load_model_spec,
+)
 from models.synthetic import scene_for_index
 from models.train_validate import paste_masks
 
@@ -77,8 +86,21 @@ def test_instance_outputs_on_random_batch(instance):
         "detection_classes": [2, K],
         "num_detections": [2],
         "detection_masks": [2, K, M, M],
+        "logits": [2, 320, 640, 7],
     }
     assert all(v.dtype == tf.float32 for v in out.values())
+
+
+def test_instance_export_returns_the_semantic_exports_logits(semantic, instance, scenes):
+    # semantic_shared.json reads the semantic maps from the instance export, so a run with
+    # both models calls one network pair per batch: the logits must be semantic/'s.
+    images = tf.concat([model_input for _, model_input in scenes[:2]], axis=0)
+    np.testing.assert_allclose(
+        instance(images=images)["logits"].numpy(),
+        semantic(images=images)["logits"].numpy(),
+        rtol=0,
+        atol=1e-4,
+    )
 
 
 def test_specs_match_the_contract():
@@ -109,6 +131,10 @@ def test_specs_match_the_contract():
         "score_threshold": 0.5,
         "mask_threshold": 0.5,
         "upsampling": "joint_bilateral",
+    }
+    assert json.loads((BUNDLED / "semantic_shared.json").read_text()) == {
+        **semantic_spec,
+        "path": "instance",
     }
     assert (BUNDLED / semantic_spec["labels"]).is_file()
 
@@ -171,3 +197,26 @@ def test_instance_predictions_find_the_objects(instance, scenes):
     # quality (held-out AP50 0.718) is in models/MODEL_CARD.md.
     assert found / total >= 0.25
     assert false_pos <= total // 4
+
+
+def test_both_bundled_models_share_one_call_per_batch(scenes):
+    # What a run with both bundled models loads (pipeline.options): the semantic maps come
+    # from the instance export's call, and equal the standalone semantic export's maps.
+    shared_semantic = load_model(load_model_spec(BUNDLED_SEMANTIC_SHARED_SPEC, "semantic"))
+    instance_model = load_model(load_model_spec(BUNDLED_INSTANCE_SPEC, "instance"))
+    images = [scene.image for scene, _ in scenes]
+    instance_spec = load_model_spec(BUNDLED_INSTANCE_SPEC, "instance")
+    # The process's one backend for the instance export (both models hold it).
+    backend = open_shared_backend(
+        "saved_model", instance_spec.local_path, "serving_default", open_backend
+    )
+    backend.detach()
+    before = backend.call_counts()
+    class_maps = shared_semantic.predict(images)
+    instance_model.predict(images)
+    after = backend.call_counts()
+    assert (after.calls - before.calls, after.reused - before.reused) == (1, 1)
+
+    standalone = load_model(load_model_spec(BUNDLED_SEMANTIC_SPEC, "semantic"))
+    for shared_map, own_map in zip(class_maps, standalone.predict(images), strict=True):
+        np.testing.assert_array_equal(shared_map, own_map)

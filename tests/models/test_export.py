@@ -26,8 +26,12 @@ def test_export_into_a_new_directory_writes_the_label_map_the_specs_name(tmp_pat
     export_models(semantic_net(), instance_net(), output, DEFAULT_POSTPROCESS, mirror_average=False)
 
     assert (output / "labels.txt").read_text().split() == list(PROJECT_CLASS_NAMES.values())
-    for task in ("semantic", "instance"):
-        spec = load_model_spec(str(output / f"{task}.json"), task)
+    for name, task in (
+        ("semantic", "semantic"),
+        ("semantic_shared", "semantic"),
+        ("instance", "instance"),
+    ):
+        spec = load_model_spec(str(output / f"{name}.json"), task)
         assert spec is not None
         assert spec.class_names == PROJECT_CLASS_NAMES
         assert Path(spec.labels_source) == (output / "labels.txt").resolve()
