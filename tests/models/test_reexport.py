@@ -26,9 +26,18 @@ def _trained_dir(tmp_path: Path, score_power: float) -> Path:
     source = tmp_path / "source"
     postprocess = dataclasses.replace(DEFAULT_POSTPROCESS, score_power=score_power)
     tf.keras.utils.set_random_seed(3)
+    instance = instance_net()
+    # Fresh heads find nothing (centres start just below the threshold, background
+    # wins the thing segmentation): biased towards vehicle centres and vehicle cells, so
+    # the export detects, and its scores show which score_power it was written with.
+    kernel, bias = instance.get_layer("ins_center_logits").get_weights()
+    instance.get_layer("ins_center_logits").set_weights([kernel, bias + 4.0])
+    kernel, bias = instance.get_layer("ins_thing_logits").get_weights()
+    vehicle = np.arange(bias.size) % 3 == 1  # Sub-pixel channels: index % 3 is the class.
+    instance.get_layer("ins_thing_logits").set_weights([kernel, bias + 10.0 * vehicle])
     export_models(
         semantic_net(),
-        instance_net(),
+        instance,
         source,
         postprocess,
         mirror_average=False,
@@ -49,6 +58,7 @@ def test_reexport_keeps_weights_shape_and_postprocessing(tmp_path: Path) -> None
     assert after.structured_input_signature[1]["images"].shape.as_list() == [None, *_SHAPE, 3]
     want, got = before(images=image), after(images=image)
     assert set(got) == set(want)
+    assert float(tf.reduce_max(want["detection_scores"])) > 0.0  # Scores to compare.
     for key in want:
         np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5)
     semantic = _signature(output, "semantic")(images=image)["logits"].numpy()
