@@ -6,7 +6,7 @@
 of random ones: a fine-tuning stage, given another `--seed` so that it renders
 scenes the stages before never saw. The networks are fully convolutional, so a
 stage may train (and export) at another `--input_shape` than the one before.
-The bundled models are nine stages, five at 256x512 and the last four at 320x640;
+The bundled models are ten stages, five at 256x512 and the last five at 320x640;
 their commands, one per stage, are in models/MODEL_CARD.md, "Training data and command".
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
@@ -47,7 +47,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     val_images: int = 100
     # A pedestrian cell's weight in the offset loss against a vehicle cell's
-    # (`train_losses.class_offset_weight`); 1.0 for the first eight stages, 4.0 for the ninth.
+    # (`train_losses.class_offset_weight`); 1.0 for the first eight stages, 4.0 for the last two.
     pedestrian_offset_weight: float = 1.0
     # (height, width) scenes are stretched to, and the exports' input.
     input_shape: tuple[int, int] = INPUT_SHAPE
