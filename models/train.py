@@ -6,7 +6,7 @@
 of random ones: a fine-tuning stage, given another `--seed` so that it renders
 scenes the stages before never saw. The networks are fully convolutional, so a
 stage may train (and export) at another `--input_shape` than the one before.
-The bundled models are ten stages, five at 256x512 and the last five at 320x640;
+The bundled models are eleven stages, five at 256x512 and the last six at 320x640;
 their commands, one per stage, are in models/MODEL_CARD.md, "Training data and command".
 
 Training scenes are `scene_for_index(10_000 + seed, i)` for i < --num_scenes,
