@@ -47,7 +47,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     val_images: int = 100
     # A pedestrian cell's weight in the offset loss against a vehicle cell's
-    # (`train_losses.class_offset_weight`); 1.0 for the first eight stages, 4.0 for the last two.
+    # (`train_losses.class_offset_weight`); 1.0 for the first eight stages, 4.0 for the last three.
     pedestrian_offset_weight: float = 1.0
     # (height, width) scenes are stretched to, and the exports' input.
     input_shape: tuple[int, int] = INPUT_SHAPE
