@@ -10,7 +10,8 @@ pipeline does), and every `--batch_size` images go to both models.
     code the pipeline runs: per-image resize to the model input, the model,
     and the TensorFlow post-processing back to each image's own resolution
     (logits -> int32 [H, W] class map; box masks -> pasted bool crops).
-  * `--mode raw` calls the SavedModel signatures directly on
+  * `--mode raw` calls the SavedModel signatures (weights frozen, as the
+    loader's backend runs them: `models.adapters.saved_model`) directly on
     `tf.image.resize`d uint8 [B, h, w, 3] batches and stops at the raw
     outputs (logits, detections): the floor under any post-processing, which
     shows what the loader adds.
@@ -39,6 +40,7 @@ from benchmarks.common import (
     shard_paths,
 )
 from benchmarks.tracing import TraceCounter
+from models.adapters.saved_model import SavedModelBackend
 from models.loader import load_model
 from models.spec import ModelSpec, load_model_spec, shared_semantic_spec
 from models.tf_runtime import configure_threads
@@ -61,14 +63,15 @@ def _raw_fn(spec: ModelSpec) -> BatchFn:
             f"--mode raw needs a SavedModel with a fixed input_size; {spec.source} is "
             f"{spec.format} with input_size {spec.input_size}. Use --mode loader."
         )
-    signature = tf.saved_model.load(spec.local_path).signatures[spec.signature]
+    # The backend the loader runs: the signature with its weights frozen.
+    backend = SavedModelBackend(spec.local_path, spec.signature)
     input_key = spec.input_key or "images"
     height, width = spec.input_size
 
     def run(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         resized = [tf.image.resize(image, (height, width)) for image in images]
         batch = tf.saturate_cast(tf.round(tf.stack(resized)), tf.uint8)
-        return {name: value.numpy() for name, value in signature(**{input_key: batch}).items()}
+        return backend.run(input_key, batch.numpy())
 
     return run
 

@@ -1,11 +1,17 @@
-"""Runs a TensorFlow SavedModel signature directly (no Keras)."""
+"""Runs a TensorFlow SavedModel signature directly (no Keras), with its weights frozen."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from models.adapters.base import SignatureInfo, TensorInfo
+
+_LOG = logging.getLogger(__name__)
 
 
 def _tensor_info(name: str, spec: tf.TensorSpec) -> TensorInfo:
@@ -20,8 +26,46 @@ def _signature_info(fn: tf.types.experimental.ConcreteFunction) -> SignatureInfo
     return SignatureInfo(inputs=inputs, outputs=outputs)
 
 
+def _frozen(
+    fn: tf.types.experimental.ConcreteFunction, path: str
+) -> Callable[..., dict[str, tf.Tensor]] | None:
+    """The signature with its variables turned into constants, or None if it cannot be.
+
+    Constant weights let TensorFlow's graph optimiser fold each batch norm into
+    the convolution before it and fuse the pair into one oneDNN kernel, which it
+    cannot do while the weights are variables: the bundled instance export's
+    call on batches of 8 took 18-20% less time (docs/performance.md, "Session
+    21"). The outputs are the same up to float rounding.
+    """
+    try:
+        frozen = convert_variables_to_constants_v2(fn)
+    except (ValueError, TypeError, KeyError, tf.errors.OpError) as e:
+        # E.g. a model with lookup tables or other resources that are not plain variables.
+        _LOG.warning("SavedModel %s: running its signature unfrozen (%s)", path, e)
+        return None
+    # The frozen function takes its inputs and returns its outputs flat, in tf.nest
+    # order (dicts by sorted key), and may rename its inputs: call it positionally.
+    input_names = sorted(fn.structured_input_signature[1])
+    if len(frozen.inputs) != len(input_names):
+        # Resources other than variables (a lookup table's) stay behind as extra inputs.
+        _LOG.warning(
+            "SavedModel %s: running its signature unfrozen (it holds resources other than "
+            "variables: %d inputs after freezing, %d before)",
+            path,
+            len(frozen.inputs),
+            len(input_names),
+        )
+        return None
+    structure = fn.structured_outputs
+
+    def call(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return tf.nest.pack_sequence_as(structure, frozen(*(inputs[n] for n in input_names)))
+
+    return call
+
+
 class SavedModelBackend:
-    """One signature of a SavedModel loaded with `tf.saved_model.load`."""
+    """One signature of a SavedModel loaded with `tf.saved_model.load`, its weights frozen."""
 
     def __init__(self, path: str, signature: str) -> None:
         try:
@@ -38,8 +82,9 @@ class SavedModelBackend:
                 f"SavedModel {path} has no signature {signature!r}; it has "
                 f"{sorted(signatures) or 'none'}. Set `signature` in the model spec to one of them."
             )
-        self._fn = signatures[signature]
-        self._info = _signature_info(self._fn)
+        signature_fn = signatures[signature]
+        self._info = _signature_info(signature_fn)
+        self._fn = _frozen(signature_fn, path) or signature_fn
 
     @property
     def info(self) -> SignatureInfo:

@@ -390,3 +390,32 @@ def test_memory_probe_snapshots_when_writing_starts(tmp_path):
     from transforms import write
 
     assert write._WriteShardFiles.process.__qualname__ == "_WriteShardFiles.process"
+
+
+def test_model_call_times_both_variants_of_the_bundled_instance_export(tmp_path):
+    from benchmarks import model_call
+
+    result_json = tmp_path / "model_call.json"
+    result = model_call.main(
+        [
+            "--num_images",
+            "3",
+            "--batch_size",
+            "2",
+            "--repeats",
+            "1",
+            "--result_json",
+            str(result_json),
+        ]
+    )
+    assert json.loads(result_json.read_text()) == result
+    assert sorted(result["timings"]) == ["frozen", "signature"]
+    for timing in result["timings"].values():
+        assert timing["wall_ms_per_image"] > 0
+        assert timing["cpu_ms_per_image"] > 0
+    # Freezing the weights changes float rounding only: same detections, same classes.
+    differences = result["differences"]
+    assert differences["max_abs_diff_num_detections"] == 0.0
+    assert differences["max_abs_diff_detection_classes"] == 0.0
+    assert differences["max_abs_diff_detection_boxes"] < 1e-3
+    assert differences["max_abs_diff_logits"] < 1e-3

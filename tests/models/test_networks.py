@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.networks import DepthToSpace, fuse_thing_logits, instance_net, semantic_net
+from models.networks import (
+    NUM_CLASSES,
+    THING_CLASS_IDS,
+    DepthToSpace,
+    fuse_thing_logits,
+    instance_net,
+    semantic_net,
+)
 
 
 def test_dense_heads_are_per_pixel_and_centres_per_two_pixels():
@@ -39,14 +46,39 @@ def test_depth_to_space_puts_channels_in_row_major_sub_cells():
     np.testing.assert_array_equal(out.numpy()[0, :, :, 0], [[0.0, 1.0], [2.0, 3.0]])
 
 
-def test_fuse_adds_log_probabilities_of_both_networks():
-    instance = {"thing_logits": tf.zeros([1, 1, 1, 3]), "offsets": tf.ones([1, 1, 1, 2])}
-    semantic = tf.zeros([1, 1, 1, 7])  # Uniform: 5 stuff classes are "background".
-    fused = fuse_thing_logits(instance, semantic)
-    third = -math.log(3.0)
-    expected = [third + math.log(5 / 7), third - math.log(7), third - math.log(7)]
-    np.testing.assert_allclose(fused["thing_logits"].numpy()[0, 0, 0], expected, rtol=1e-6)
+def test_fuse_multiplies_the_class_probabilities_of_both_networks():
+    # Instance network: background / vehicle / pedestrian at 1/4, 1/2, 1/4 (logits 0, ln 2, 0).
+    # Semantic network uniform over 7 classes: the 5 stuff ones make background 5/7.
+    # Product 5/28, 1/14, 1/28 = (5, 2, 1) / 28, normalised (5, 2, 1) / 8.
+    instance = {
+        "thing_logits": tf.constant([[[[0.0, math.log(2.0), 0.0]]]]),
+        "offsets": tf.ones([1, 1, 1, 2]),
+    }
+    fused = fuse_thing_logits(instance, tf.zeros([1, 1, 1, 7]))
+    probabilities = tf.nn.softmax(fused["thing_logits"]).numpy()[0, 0, 0]
+    np.testing.assert_allclose(probabilities, [5 / 8, 2 / 8, 1 / 8], rtol=1e-6)
     assert fused["offsets"] is instance["offsets"]
+
+
+def test_fuse_equals_the_sum_of_log_softmaxes_up_to_a_constant_per_pixel():
+    # Training applies softmax losses to the fused logits and the export takes their
+    # argmax and softmax: all three see only the normalised form.
+    rng = np.random.default_rng(0)
+    thing = tf.constant(rng.normal(0.0, 3.0, [2, 4, 5, 3]), tf.float32)
+    semantic = rng.normal(0.0, 3.0, [2, 4, 5, 7]).astype(np.float32)
+    stuff = np.log(np.exp(semantic[..., :5]).sum(axis=-1, keepdims=True))
+    reference = tf.nn.log_softmax(thing) + tf.nn.log_softmax(
+        np.concatenate([stuff, semantic[..., 5:]], axis=-1)
+    )
+    fused = fuse_thing_logits({"thing_logits": thing}, tf.constant(semantic))["thing_logits"]
+    np.testing.assert_allclose(
+        tf.nn.log_softmax(fused).numpy(), tf.nn.log_softmax(reference).numpy(), atol=1e-5
+    )
+
+
+def test_thing_classes_are_the_last_class_ids():
+    # fuse_thing_logits takes the stuff logits as the leading channels.
+    assert tuple(range(NUM_CLASSES - len(THING_CLASS_IDS), NUM_CLASSES)) == THING_CLASS_IDS
 
 
 def test_fuse_follows_the_semantic_network_when_the_instance_one_is_unsure():
