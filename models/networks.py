@@ -204,9 +204,10 @@ def fuse_thing_logits(
     network's (its stuff classes pooled by logsumexp into background). Summing
     the two log-softmaxes instead differs from this by one constant per pixel,
     which softmax, argmax and the cross-entropy and Lovasz losses all ignore;
-    leaving out those two full-resolution log-softmaxes (and gathering the stuff
-    channels by a slice) took the bundled instance export's call on a batch of 8
-    from 79 to 69 ms per image on a 2-core Xeon (docs/performance.md, "Session 21").
+    leaving out those two full-resolution log-softmaxes (and taking the stuff
+    channels by a slice, not a gather) took the bundled instance export's call
+    from 88.0 to 75.5 ms per image (batches of 8 at 320x640, a 2-core Xeon;
+    `python -m benchmarks.model_call`, docs/performance.md, "Session 21").
 
     Args:
       instance_heads: `instance_net` outputs; thing_logits float32 [B, H, W, 3].

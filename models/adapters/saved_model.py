@@ -34,8 +34,9 @@ def _frozen(
     Constant weights let TensorFlow's graph optimiser fold each batch norm into
     the convolution before it and fuse the pair into one oneDNN kernel, which it
     cannot do while the weights are variables: the bundled instance export's
-    call on batches of 8 took 18-20% less time (docs/performance.md, "Session
-    21"). The outputs are the same up to float rounding.
+    call took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
+    on a 2-core Xeon; `python -m benchmarks.model_call`, docs/performance.md,
+    "Session 21"). The outputs are the same up to float rounding.
     """
     try:
         frozen = convert_variables_to_constants_v2(fn)
