@@ -31,10 +31,11 @@ def _frozen(
 ) -> Callable[..., dict[str, tf.Tensor]] | None:
     """The signature with its variables turned into constants, or None if it cannot be.
 
-    Constant weights let TensorFlow's graph optimiser fold each batch norm into
-    the convolution before it and fuse the pair into one oneDNN kernel, which it
-    cannot do while the weights are variables: the bundled instance export's
-    call took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
+    Constant weights let TensorFlow's graph optimiser fold the batch norms'
+    arithmetic into the convolutions, which it cannot do through variable reads
+    (frozen, each of the bundled instance export's 36 regular convolutions runs
+    as one fused oneDNN kernel, `_MklNativeFusedConv2D`), and that export's call
+    took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
     on a 2-core Xeon; `python -m benchmarks.model_call`, docs/performance.md,
     "Session 21"). The outputs are the same up to float rounding.
     """
