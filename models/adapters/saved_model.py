@@ -32,10 +32,8 @@ def _frozen(
     """The signature with its variables turned into constants, or None if it cannot be.
 
     Constant weights let TensorFlow's graph optimiser fold the batch norms'
-    arithmetic into the convolutions, which it cannot do through variable reads
-    (frozen, each of the bundled instance export's 36 regular convolutions runs
-    as one fused oneDNN kernel, `_MklNativeFusedConv2D`), and that export's call
-    took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
+    arithmetic into the convolutions, which it cannot do through variable reads.
+    The bundled instance export's call took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
     on a 2-core Xeon; `python -m benchmarks.model_call`, docs/performance.md,
     "Session 21"). The outputs are the same up to float rounding.
     """
