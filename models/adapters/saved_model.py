@@ -33,9 +33,10 @@ def _frozen(
 
     Constant weights let TensorFlow's graph optimiser fold the batch norms'
     arithmetic into the convolutions, which it cannot do through variable reads.
-    The bundled instance export's call took 22% less time (75.5 -> 58.7 ms per image, batches of 8 at 320x640
-    on a 2-core Xeon; `python -m benchmarks.model_call`, docs/performance.md,
-    "Session 21"). The outputs are the same up to float rounding.
+    The bundled instance export's call took 22% less time (75.5 -> 58.7 ms per
+    image, batches of 8 at 320x640 on a 2-core Xeon; `python -m
+    benchmarks.model_call`, docs/performance.md, "Session 21"). The outputs are
+    the same up to float rounding.
     """
     try:
         frozen = convert_variables_to_constants_v2(fn)
