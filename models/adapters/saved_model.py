@@ -70,14 +70,13 @@ class SavedModelBackend:
 
     def __init__(self, path: str, signature: str) -> None:
         try:
-            # Keeping the loaded object referenced keeps the signature's variables alive.
-            self._module = tf.saved_model.load(path)
+            module = tf.saved_model.load(path)
         except (OSError, ValueError, tf.errors.OpError) as e:
             raise ValueError(
                 f"cannot load a SavedModel from {path}: {e}; `path` must be a directory "
                 "holding saved_model.pb and variables/"
             ) from e
-        signatures = self._module.signatures
+        signatures = module.signatures
         if signature not in signatures:
             raise ValueError(
                 f"SavedModel {path} has no signature {signature!r}; it has "
@@ -85,7 +84,12 @@ class SavedModelBackend:
             )
         signature_fn = signatures[signature]
         self._info = _signature_info(signature_fn)
-        self._fn = _frozen(signature_fn, path) or signature_fn
+        frozen = _frozen(signature_fn, path)
+        # Unfrozen, the loaded object must stay referenced: it keeps the signature's
+        # variables alive. Frozen, the constants hold the weights, and dropping it
+        # keeps a worker from holding them twice.
+        self._module = module if frozen is None else None
+        self._fn = frozen or signature_fn
 
     @property
     def info(self) -> SignatureInfo:
