@@ -76,3 +76,34 @@ def test_reexport_without_a_training_log_is_refused(tmp_path: Path, capsys) -> N
     with pytest.raises(SystemExit):
         main(["--model_dir", str(source)])
     assert "no training_log.json with 'postprocess'" in capsys.readouterr().err
+
+
+def test_reexport_at_another_input_shape_records_it_and_keeps_it(tmp_path: Path) -> None:
+    source = _trained_dir(tmp_path, score_power=0.25)
+    larger = tmp_path / "larger"
+    main(["--model_dir", str(source), "--output", str(larger), "--input_shape", "80x160"])
+    signature = _signature(larger, "instance")
+    assert signature.structured_input_signature[1]["images"].shape.as_list() == [None, 80, 160, 3]
+    assert json.loads((larger / "instance.json").read_text())["input_size"] == [80, 160]
+    log = json.loads((larger / "training_log.json").read_text())
+    assert log["input_shape"] == [64, 128]  # Still the size the weights trained at.
+    assert log["export_input_shape"] == [80, 160]
+    # The same weights: a re-export of the copy, in place and without the flag, keeps the size.
+    image = tf.constant(np.random.default_rng(1).integers(0, 256, (1, 80, 160, 3), np.uint8))
+    before = signature(images=image)["logits"].numpy()
+    reexport(larger, larger)
+    assert json.loads((larger / "semantic.json").read_text())["input_size"] == [80, 160]
+    after = _signature(larger, "instance")(images=image)["logits"].numpy()
+    np.testing.assert_allclose(after, before, atol=1e-5)
+    # Back at the trained size, the log drops the key again.
+    reexport(larger, larger, (64, 128))
+    assert "export_input_shape" not in json.loads((larger / "training_log.json").read_text())
+
+
+def test_reexport_refuses_an_input_shape_the_encoder_cannot_take(tmp_path: Path, capsys) -> None:
+    source = _trained_dir(tmp_path, score_power=0.5)
+    with pytest.raises(SystemExit):
+        main(
+            ["--model_dir", str(source), "--output", str(tmp_path / "o"), "--input_shape", "70x140"]
+        )
+    assert "multiple" in capsys.readouterr().err
