@@ -21,7 +21,6 @@ re-exports of that directory keep it.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -51,7 +50,6 @@ def reexport(model_dir: Path, output: Path, input_shape: tuple[int, int] | None 
             "needs the post-processing the models were calibrated with. Rerun "
             "`python -m models.train_finalize` from the saved weights instead."
         )
-    original = copy.deepcopy(log)
     trained = (int(log["input_shape"][0]), int(log["input_shape"][1]))
     if input_shape is None:
         input_shape = tuple(log.get(EXPORT_INPUT_SHAPE, trained))
@@ -67,11 +65,12 @@ def reexport(model_dir: Path, output: Path, input_shape: tuple[int, int] | None 
         mirror_average=bool(log.get("mirror_average", False)),
         input_shape=shape,
     )
-    if shape == trained:
-        log.pop(EXPORT_INPUT_SHAPE, None)
-    else:
-        log[EXPORT_INPUT_SHAPE] = list(shape)
-    if log != original:
+    recorded = None if shape == trained else list(shape)
+    if log.get(EXPORT_INPUT_SHAPE) != recorded:
+        if recorded is None:
+            del log[EXPORT_INPUT_SHAPE]  # Back at the trained size.
+        else:
+            log[EXPORT_INPUT_SHAPE] = recorded
         (output / TRAINING_LOG).write_text(json.dumps(log, indent=2) + "\n")
     elif output.resolve() != model_dir.resolve():
         shutil.copyfile(model_dir / TRAINING_LOG, output / TRAINING_LOG)
