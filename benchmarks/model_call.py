@@ -35,6 +35,7 @@ from benchmarks.common import cpu_clock
 from models.adapters.saved_model import SavedModelBackend
 from models.spec import TASK_INSTANCE, load_model_spec
 from models.synthetic_render import scene_for_index
+from models.train_validate import model_input
 
 SEED = 6006  # The harness's shards' seed (benchmarks.common), never used in training.
 IMAGE_SIZE = (512, 512)
@@ -46,10 +47,7 @@ CallFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 def _batches(num_images: int, batch_size: int, input_size: tuple[int, int]) -> list[np.ndarray]:
     """uint8 [b, h, w, 3] batches of rendered scenes stretched to input_size."""
     images = [
-        tf.saturate_cast(
-            tf.round(tf.image.resize(scene_for_index(SEED, i, IMAGE_SIZE).image, input_size)),
-            tf.uint8,
-        )
+        model_input(scene_for_index(SEED, i, IMAGE_SIZE).image, input_size)[0]
         for i in range(num_images)
     ]
     return [tf.stack(images[i : i + batch_size]).numpy() for i in range(0, num_images, batch_size)]

@@ -221,3 +221,23 @@ def test_both_bundled_models_share_one_call_per_batch(scenes):
     standalone = load_model(load_model_spec(BUNDLED_SEMANTIC_SPEC, "semantic"))
     for shared_map, own_map in zip(class_maps, standalone.predict(images), strict=True):
         np.testing.assert_array_equal(shared_map, own_map)
+
+
+def test_frozen_backend_matches_the_signature_as_loaded(instance, scenes):
+    # The loader's backend freezes the weights into constants (models.adapters.saved_model):
+    # float rounding may move, the detections and semantic classes may not.
+    backend = open_backend("saved_model", str(BUNDLED / "instance"), "serving_default")
+    batch = tf.concat([image for _, image in scenes], axis=0)
+    want = {k: v.numpy() for k, v in instance(images=batch).items()}
+    got = backend.run("images", batch.numpy())
+    assert sorted(got) == sorted(want)
+    assert want["num_detections"].sum() > 0  # Detections to compare.
+    np.testing.assert_array_equal(got["num_detections"], want["num_detections"])
+    np.testing.assert_array_equal(got["detection_classes"], want["detection_classes"])
+    np.testing.assert_allclose(got["detection_boxes"], want["detection_boxes"], atol=1e-4)
+    np.testing.assert_allclose(got["detection_scores"], want["detection_scores"], atol=1e-4)
+    np.testing.assert_allclose(got["detection_masks"], want["detection_masks"], atol=1e-4)
+    np.testing.assert_allclose(got["logits"], want["logits"], atol=1e-3)
+    # A tie between two classes may flip (10 of ~13,000 benchmark mask rows did); no more.
+    flipped = np.mean(got["logits"].argmax(-1) != want["logits"].argmax(-1))
+    assert flipped <= 1e-4
